@@ -87,15 +87,19 @@ if [ -n "$extra_suite" ]; then
 	fi
 fi
 
-versions=$(apt-cache "${apt_opts[@]}" madison "$pkg" 2>/dev/null |
-	awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -Vru)
-if [ -z "$versions" ]; then
-	# The machine's own index may never have been fetched on a new machine.
-	if [ -z "$extra_suite" ] && [ -z "$(ls /var/lib/apt/lists/ 2>/dev/null | grep Packages)" ]; then
-		die "package '$pkg' not found: the apt index is empty, run 'apt-get update' (or 'make deps')"
-	fi
-	die "package '$pkg' not found in the archive"
+list_versions() {
+	apt-cache "${apt_opts[@]}" madison "$pkg" 2>/dev/null |
+		awk -F'|' '{ gsub(/ /, "", $2); print $2 }' | sort -Vru
+}
+versions=$(list_versions)
+# A new machine may never have fetched its own index: fetch it once.
+if [ -z "$versions" ] && [ -z "$extra_suite" ] && [ "$(id -u)" = 0 ] &&
+	[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60)" ]; then
+	log "package '$pkg' not in the apt index; running apt-get update"
+	apt-get -q update >/dev/null 2>&1 || die "apt-get update failed"
+	versions=$(list_versions)
 fi
+[ -n "$versions" ] || die "package '$pkg' not found in the archive"
 newest=$(echo "$versions" | head -n 1)
 
 version=

@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+# uffd-robust: userfaultfd robustness series for 6.1.y and mainline, its
+# selftests and the bench that boots them. 'make help' lists the targets.
+
+TREE ?= mainline
+VARIANT ?= patched
+# Comma-separated test names to run instead of all of selftests/tests.list.
+ONLY ?=
+
+S := scripts
+
+help:
+	@echo "Targets (TREE=$(TREE): 6.1|mainline, VARIANT=$(VARIANT): unpatched|patched):"
+	@echo "  deps        install every Debian package the bench uses (apt-get)"
+	@echo "  fetch       download TREE's Debian source package into ~/.cache/uffd-robust"
+	@echo "  prepare     unpack TREE into build/src/TREE-VARIANT, apply patches/TREE/series"
+	@echo "  kernel      configure and build TREE-VARIANT in build/obj/TREE-VARIANT"
+	@echo "  initramfs   build the selftests and the initramfs for TREE-VARIANT"
+	@echo "  vm-test     boot TREE-VARIANT in QEMU, run the selftests (ONLY=a,b), judge the console"
+	@echo "  host-test   test the bench itself (console parser) on recorded logs"
+	@echo "  check       everything CI checks: host-test, then every tree unpatched and patched"
+	@echo "  clean       remove build/ (the download cache stays)"
+
+deps:
+	$(S)/install-deps.sh
+
+fetch:
+	$(S)/fetch-tree.sh $(TREE)
+
+prepare:
+	$(S)/prepare-tree.sh $(if $(filter unpatched,$(VARIANT)),--unpatched) $(TREE)
+
+kernel:
+	$(S)/build-kernel.sh $(TREE) $(VARIANT)
+
+initramfs: kernel
+	$(S)/build-initramfs.sh $(TREE) $(VARIANT)
+
+vm-test: initramfs
+	$(S)/run-vm.sh $(if $(ONLY),--only $(ONLY)) $(TREE) $(VARIANT)
+
+host-test:
+	tests/run.sh
+
+check:
+	$(S)/check.sh
+
+clean:
+	rm -rf build
+
+.PHONY: help deps fetch prepare kernel initramfs vm-test host-test check clean

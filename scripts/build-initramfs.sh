@@ -1,0 +1,55 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# build-initramfs.sh TREE VARIANT
+#
+# Build the selftests statically against TREE's prepared sources and uapi
+# headers, and pack them with busybox-static and the guest /init into
+# build/initramfs/TREE-VARIANT.cpio.
+# Prints the path of the archive.
+set -eu -o pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 2 ] || die "usage: $me TREE VARIANT"
+tree=$1 variant=$2
+check_tree "$tree"
+check_variant "$variant"
+need_tool cpio gcc make
+busybox=$(command -v busybox || true)
+[ -n "$busybox" ] || die "missing tool 'busybox' (run 'make deps')"
+file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
+	ldd "$busybox" 2>&1 | grep -q 'not a dynamic executable' ||
+	die "$busybox is not statically linked (install busybox-static)"
+
+obj=$BUILD/obj/$tree-$variant
+[ -f "$obj/usr/include/linux/userfaultfd.h" ] ||
+	die "no uapi headers in $obj (run scripts/build-kernel.sh $tree $variant)"
+if [ "$variant" = unpatched ]; then
+	src=$BUILD/src/$tree-unpatched
+else
+	src=$BUILD/src/$tree-patched
+fi
+[ -d "$src" ] || die "no prepared tree at $src"
+
+# The tests see the kernel's own headers and kselftest.h.
+tests=$BUILD/selftests/$tree-$variant
+make -s -C "$TOP/selftests" KSRC="$src" KHDR="$obj/usr/include" OUT="$tests" ||
+	die "selftests do not build against $tree-$variant"
+
+stage=$(mktemp -d "$BUILD/initramfs-stage.XXXXXX")
+trap 'rm -rf "$stage"' EXIT
+mkdir -p "$stage"/{bin,tests,proc,sys,dev,tmp}
+cp "$busybox" "$stage/bin/busybox"
+ln -s busybox "$stage/bin/sh"
+install -m 0755 "$TOP/scripts/guest-init.sh" "$stage/init"
+cp "$TOP/selftests/tests.list" "$stage/tests/"
+while read -r name _; do
+	case "$name" in ''|'#'*) continue ;; esac
+	cp "$tests/$name" "$stage/tests/"
+done <"$TOP/selftests/tests.list"
+
+mkdir -p "$BUILD/initramfs"
+out=$BUILD/initramfs/$tree-$variant.cpio
+(cd "$stage" && find . -print0 | LC_ALL=C sort -z |
+	cpio --null -o -H newc --owner=0:0 --quiet) | write_atomic "$out"
+echo "$out"

@@ -1,0 +1,95 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# build-kernel.sh TREE VARIANT
+#
+# Configure (tinyconfig + config/*.config fragments, merged with the tree's
+# merge_config.sh) and build the kernel of TREE (6.1|mainline) in VARIANT
+# (unpatched|patched) out of tree in build/obj/TREE-VARIANT, together with
+# the uapi headers and what out-of-tree modules need. Fails naming every
+# requested option that Kconfig dropped. Prints the build directory.
+set -eu -o pipefail
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 2 ] || die "usage: $me TREE VARIANT"
+tree=$1 variant=$2
+check_tree "$tree"
+check_variant "$variant"
+need_tool make gcc flex bison bc perl
+
+if [ "$variant" = unpatched ]; then
+	src=$("$TOP/scripts/prepare-tree.sh" --unpatched "$tree")
+else
+	src=$("$TOP/scripts/prepare-tree.sh" "$tree")
+fi
+obj=$BUILD/obj/$tree-$variant
+mkdir -p "$BUILD/obj"
+
+# An empty series makes the patched kernel the unpatched one: build it once.
+if [ "$variant" = patched ] &&
+	[ "$(git -C "$src" rev-parse HEAD)" = "$(git -C "$src" rev-parse base)" ]; then
+	log "$tree: series is empty, the patched kernel is the unpatched kernel"
+	uobj=$("$TOP/scripts/build-kernel.sh" "$tree" unpatched)
+	[ -L "$obj" ] || rm -rf "$obj"
+	ln -sfn "$(basename "$uobj")" "$obj"
+	echo "$obj"
+	exit 0
+fi
+[ -L "$obj" ] && rm -f "$obj"
+mkdir -p "$obj"
+
+fragments=("$TOP/config/base.config" "$TOP/config/debug.config")
+[ -f "$TOP/config/tree-$tree.config" ] && fragments+=("$TOP/config/tree-$tree.config")
+
+kmake=(make -C "$src" O="$obj" ARCH=x86_64 -j"$(nproc)"
+	KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=bench KBUILD_BUILD_HOST=uffd-robust)
+if command -v ccache >/dev/null 2>&1; then
+	export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
+	kmake+=(CC="ccache gcc" HOSTCC="ccache gcc")
+fi
+
+# Reconfigure only when the fragments or the source changed, so that an
+# unchanged tree rebuilds incrementally.
+cstamp=$( (cat "${fragments[@]}"; git -C "$src" rev-parse HEAD) | sha256sum | cut -d' ' -f1)
+if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/.uffd-config" 2>/dev/null)" != "$cstamp" ]; then
+	timer_start
+	rm -f "$obj/.uffd-config"
+	"${kmake[@]}" -s tinyconfig >"$obj/config.log" 2>&1 ||
+		die "'make tinyconfig' failed for $tree (see $obj/config.log)"
+	(cd "$obj" && "$src/scripts/kconfig/merge_config.sh" -m .config "${fragments[@]}") \
+		>>"$obj/config.log" 2>&1 || die "merge_config.sh failed for $tree (see $obj/config.log)"
+	"${kmake[@]}" -s olddefconfig >>"$obj/config.log" 2>&1 ||
+		die "'make olddefconfig' failed for $tree (see $obj/config.log)"
+
+	# Every option a fragment asks for must be in the final .config as asked.
+	dropped=()
+	while IFS= read -r line; do
+		case "$line" in
+		CONFIG_*=*)
+			opt=${line%%=*} want=${line#*=}
+			have=$(sed -n "s/^$opt=//p" "$obj/.config")
+			[ "$have" = "$want" ] || dropped+=("$opt=$want (got ${have:-unset})")
+			;;
+		"# CONFIG_"*" is not set")
+			opt=${line#\# }
+			opt=${opt%% *}
+			grep -q "^$opt=" "$obj/.config" && dropped+=("$opt unset (got $(sed -n "s/^$opt=//p" "$obj/.config"))")
+			;;
+		esac
+	done < <(cat "${fragments[@]}")
+	if [ ${#dropped[@]} -gt 0 ]; then
+		for d in "${dropped[@]}"; do echo "$me: dropped: $d" >&2; done
+		die "Kconfig dropped ${#dropped[@]} requested option(s) for $tree: ${dropped[*]%% *}"
+	fi
+	echo "$cstamp" >"$obj/.uffd-config"
+	timer_end "configure-$tree-$variant"
+fi
+
+timer_start
+log "building $tree-$variant in $obj (log: $obj/build.log)"
+if ! "${kmake[@]}" bzImage modules modules_prepare headers >"$obj/build.log" 2>&1; then
+	grep -E 'error|Error' "$obj/build.log" | head -n 5 >&2
+	die "kernel build failed for $tree-$variant (see $obj/build.log)"
+fi
+timer_end "build-$tree-$variant"
+echo "$obj"

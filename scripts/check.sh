@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# check.sh [TREE...]
+#
+# Everything CI checks: the host-side tests of the bench itself, then for
+# each tree (default: all) the unpatched and the patched kernel built,
+# booted and judged against selftests/expectations. Ends with one line
+# "N passed, N failed, N skipped" counting every case on every kernel.
+set -u -o pipefail
+. "$(dirname "$0")/lib.sh"
+
+trees=${*:-$TREES}
+for t in $trees; do check_tree "$t"; done
+
+sum=$BUILD/check
+rm -rf "$sum"
+mkdir -p "$sum"
+failures=0
+T0=$(date +%s)
+
+log "host-side tests of the bench"
+"$TOP/tests/run.sh" >"$sum/host.out" 2>&1
+cat "$sum/host.out"
+grep -E '^(ok|not ok) ' "$sum/host.out" | awk '{
+	v = ($1 == "ok") ? "ok" : "FAIL"
+	print "host\tbench-host\t" $NF "\t" (v == "ok" ? "pass" : "fail") "\tpass\t" v "\t"
+}' >"$sum/host.tsv"
+
+for tree in $trees; do
+	for variant in $VARIANTS; do
+		k=$tree-$variant
+		tsv=$sum/$k.tsv
+		if ! scripts/build-kernel.sh "$tree" "$variant" >/dev/null; then
+			printf '%s\tbench\tbuild\tfail\tpass\tFAIL\tkernel did not build\n' "$k" >"$tsv"
+			continue
+		fi
+		if ! scripts/build-initramfs.sh "$tree" "$variant" >/dev/null; then
+			printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
+			continue
+		fi
+		scripts/run-vm.sh "$tree" "$variant"
+		if [ -f "$BUILD/runs/$k/results.tsv" ] &&
+			[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
+			cp "$BUILD/runs/$k/results.tsv" "$tsv"
+		else
+			printf '%s\tbench\trun\tfail\tpass\tFAIL\tno verdict from run-vm.sh\n' "$k" >"$tsv"
+		fi
+	done
+done
+
+echo
+echo "== summary (build/check/*.tsv; consoles in build/runs/*/console.log) =="
+cat "$sum"/*.tsv | awk -F'\t' '
+	{ k[$1]++; if ($6 == "FAIL") f[$1]++; else if ($4 == "skip") s[$1]++; else p[$1]++ }
+	$6 == "FAIL" { bad = bad sprintf("FAIL %s %s:%s %s (expect %s) %s\n", $1, $2, $3, $4, $5, $7) }
+	END {
+		for (x in k) printf "%-20s %3d passed, %3d failed, %3d skipped\n", x, p[x], f[x], s[x]
+		printf "%s", bad
+	}' | sort
+echo "check took $(( $(date +%s) - T0 )) s"
+cat "$sum"/*.tsv | awk -F'\t' '
+	$6 == "FAIL" { f++; next } $4 == "skip" { s++; next } { p++ }
+	END { printf "%d passed, %d failed, %d skipped\n", p, f, s; exit f > 0 }'

@@ -1,0 +1,88 @@
+#!/bin/busybox sh
+# SPDX-License-Identifier: GPL-2.0
+#
+# /init of the bench initramfs. Mounts the pseudo filesystems, runs every
+# test of /tests/tests.list with its time limit, prints kselftest-style TAP
+# on the console (each test's own TAP nested behind "# ") and reboots.
+# A test that outlives its limit is killed with its process group; one that
+# cannot be killed (stuck in D state) is reported, the blocked tasks are
+# dumped, and the run goes on without waiting for it.
+
+/bin/busybox --install -s /bin
+export PATH=/bin
+mkdir -p /proc /sys /dev /tmp /run
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+mount -t tmpfs tmpfs /tmp
+mount -t debugfs debugfs /sys/kernel/debug 2>/dev/null
+mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
+mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null
+echo 64 >/proc/sys/vm/nr_hugepages 2>/dev/null
+
+kernel=$(sed -n 's/.*uffd_bench.kernel=\([^ ]*\).*/\1/p' /proc/cmdline)
+only=$(sed -n 's/.*uffd_bench.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+
+# Let the console settle so boot messages do not cut through TAP lines.
+sleep 1
+
+tests=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' /tests/tests.list |
+	while read -r name limit; do
+		case ",$only," in ,,|*",$name,"*) echo "$name:$limit" ;; esac
+	done)
+n=0
+for t in $tests; do n=$((n + 1)); done
+
+echo "TAP version 13"
+echo "# uffd-bench: kernel $kernel ($(uname -r)), $n test(s)"
+echo "1..$n"
+
+i=0
+for t in $tests; do
+	i=$((i + 1))
+	name=${t%%:*}
+	limit=${t#*:}
+	rm -f /tmp/rc /tmp/pid
+	echo "# selftests: uffd-robust: $name"
+	(
+		cd /tests &&
+			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0"' "$name" 2>&1
+		echo $? >/tmp/rc
+	) | sed 's/^/# /' &
+	pipe=$!
+	waited=0
+	while [ ! -f /tmp/rc ] && [ $waited -lt $((limit * 10)) ]; do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	if [ -f /tmp/rc ]; then
+		wait $pipe
+		rc=$(cat /tmp/rc)
+		case $rc in
+		0) echo "ok $i selftests: uffd-robust: $name" ;;
+		4) echo "ok $i selftests: uffd-robust: $name # SKIP" ;;
+		*) echo "not ok $i selftests: uffd-robust: $name # exit=$rc" ;;
+		esac
+		continue
+	fi
+	pid=$(cat /tmp/pid 2>/dev/null)
+	echo "# uffd-bench: $name still running after ${limit} s, killing it"
+	[ -n "$pid" ] && kill -9 -"$pid" "$pid" 2>/dev/null
+	waited=0
+	while [ ! -f /tmp/rc ] && [ $waited -lt 50 ]; do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	if [ -f /tmp/rc ]; then
+		echo "not ok $i selftests: uffd-robust: $name # TIMEOUT $limit seconds"
+	else
+		echo "# uffd-bench: $name did not die after SIGKILL (D state); blocked tasks:"
+		echo w >/proc/sysrq-trigger 2>/dev/null
+		sleep 1
+		echo "not ok $i selftests: uffd-robust: $name # TIMEOUT $limit seconds, unkillable"
+	fi
+done
+
+echo "# uffd-bench: done"
+sync
+reboot -f

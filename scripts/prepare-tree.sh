@@ -1,0 +1,102 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# prepare-tree.sh [--unpatched] TREE
+#
+# Make build/src/TREE-unpatched a git repository whose first commit is the
+# pristine Debian source (tagged 'base'), and build/src/TREE-patched a
+# worktree of it on branch 'series' with patches/TREE/series applied by
+# 'git am' in order. With --unpatched only the pristine tree is prepared.
+# Prints the path of the prepared source tree.
+set -eu -o pipefail
+. "$(dirname "$0")/lib.sh"
+
+variant=patched
+if [ "${1:-}" = --unpatched ]; then
+	variant=unpatched
+	shift
+fi
+[ $# -eq 1 ] || die "usage: $me [--unpatched] TREE"
+tree=$1
+check_tree "$tree"
+need_tool git tar xz
+
+# Fixed identities and dates keep the base commit the same on every machine.
+export GIT_AUTHOR_NAME="uffd-robust bench" GIT_AUTHOR_EMAIL="bench@uffd-robust.invalid"
+export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+
+"$TOP/scripts/fetch-tree.sh" "$tree" >/dev/null
+# shellcheck disable=SC1090
+. "$BUILD/fetch/$tree.env"
+
+src=$BUILD/src/$tree-unpatched
+stamp="$package $version $tarball_sha256"
+if [ ! -f "$src/.git/uffd-base" ] || [ "$(cat "$src/.git/uffd-base")" != "$stamp" ]; then
+	timer_start
+	log "unpacking $package $version into $src"
+	mkdir -p "$BUILD/src"
+	rm -rf "$src" "$BUILD/src/$tree-patched"
+	tmp=$(mktemp -d "$BUILD/src/.$tree-unpacking.XXXXXX")
+	trap 'rm -rf "$tmp"' EXIT
+	tar -xf "$tarball" -C "$tmp" --strip-components=1
+	(
+		cd "$tmp"
+		git init -q -b base-branch
+		git config gc.auto 0
+		# Debian's tarball carries a .gitignore that ignores every
+		# top-level path (a packaging rule): force the add.
+		git add -f -A .
+		GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \
+			git commit -q -m "$package $version (pristine, tarball sha256 $tarball_sha256)"
+		git tag base
+		echo "$stamp" >.git/uffd-base
+	)
+	mv "$tmp" "$src"
+	trap - EXIT
+	timer_end "prepare-unpack-$tree"
+fi
+
+if [ "$variant" = unpatched ]; then
+	echo "$src"
+	exit 0
+fi
+
+wt=$BUILD/src/$tree-patched
+pdir=$TOP/patches/$tree
+patches=()
+if [ -f "$pdir/series" ]; then
+	while read -r p _; do
+		case "$p" in ''|'#'*) continue ;; esac
+		[ -f "$pdir/$p" ] || die "patches/$tree/series names '$p', which does not exist"
+		patches+=("$p")
+	done <"$pdir/series"
+fi
+sstamp=$( (echo "$stamp"; [ -f "$pdir/series" ] && cat "$pdir/series";
+	for p in "${patches[@]}"; do cat "$pdir/$p"; done) | sha256sum | cut -d' ' -f1)
+
+if [ ! -e "$wt/.git" ]; then
+	git -C "$src" worktree prune
+	git -C "$src" worktree add -q -f -B series "$wt" base
+fi
+gitdir=$(git -C "$wt" rev-parse --git-dir)
+if [ -f "$gitdir/uffd-series" ] && [ "$(cat "$gitdir/uffd-series")" = "$sstamp" ] &&
+	[ -z "$(git -C "$wt" status --porcelain --untracked-files=no)" ]; then
+	echo "$wt"
+	exit 0
+fi
+
+timer_start
+rm -f "$gitdir/uffd-series"
+git -C "$wt" am --abort >/dev/null 2>&1 || true
+git -C "$wt" checkout -q -f -B series base
+for p in "${patches[@]}"; do
+	if ! out=$(git -C "$wt" am -q --keep-cr "$pdir/$p" 2>&1); then
+		git -C "$wt" am --abort >/dev/null 2>&1 || true
+		reason=$(echo "$out" | grep -E '^(error|fatal|Patch failed)' | head -n 2 | tr '\n' ' ')
+		die "patch '$p' does not apply to $tree ($package $version): ${reason:-$out}"
+	fi
+done
+echo "$sstamp" >"$gitdir/uffd-series"
+log "$tree: ${#patches[@]} patch(es) applied on base"
+timer_end "prepare-series-$tree"
+echo "$wt"

@@ -1,0 +1,64 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-vm.sh [--only TEST[,TEST...]] TREE VARIANT
+#
+# Boot build/obj/TREE-VARIANT's kernel with its initramfs in QEMU (TCG, no
+# KVM, 2 vCPUs, 1 GiB) under a whole-run timeout, keep the console in
+# build/runs/TREE-VARIANT/console.log and judge it with parse-console.py
+# against selftests/expectations. The exit code is the verdict.
+set -eu -o pipefail
+. "$(dirname "$0")/lib.sh"
+
+only=
+if [ "${1:-}" = --only ]; then
+	only=$2
+	shift 2
+fi
+[ $# -eq 2 ] || die "usage: $me [--only TEST[,TEST...]] TREE VARIANT"
+tree=$1 variant=$2
+check_tree "$tree"
+check_variant "$variant"
+need_tool qemu-system-x86_64 timeout python3
+
+kernel=$BUILD/obj/$tree-$variant/arch/x86/boot/bzImage
+initrd=$BUILD/initramfs/$tree-$variant.cpio
+[ -f "$kernel" ] || die "no kernel at $kernel (run scripts/build-kernel.sh $tree $variant)"
+[ -f "$initrd" ] || die "no initramfs at $initrd (run scripts/build-initramfs.sh $tree $variant)"
+
+# Whole-run limit: every test's own limit, plus boot and reboot.
+limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TOP/selftests/tests.list" |
+	awk -v only=",$only," '
+		only == ",," || index(only, "," $1 ",") { s += $2 + 10 }
+		END { print s + 60 }')
+limit=$(( limit * ${UFFD_TIMEOUT_SCALE:-1} ))
+
+run=$BUILD/runs/$tree-$variant
+mkdir -p "$run"
+[ -f "$run/console.log" ] && mv -f "$run/console.log" "$run/console.log.old"
+
+append="console=ttyS0 panic=-1 watchdog_thresh=5 hung_task_timeout_secs=15"
+append+=" uffd_bench.kernel=$tree-$variant"
+[ -n "$only" ] && append+=" uffd_bench.only=$only"
+
+timer_start
+log "booting $tree-$variant (limit ${limit} s, console: $run/console.log)"
+rc=0
+timeout -k 10 "$limit" qemu-system-x86_64 -machine pc -accel tcg -cpu max \
+	-smp 2 -m 1G -nodefaults -display none -no-reboot \
+	-serial stdio -monitor none \
+	-kernel "$kernel" -initrd "$initrd" -append "$append" \
+	</dev/null >"$run/console.log" 2>"$run/qemu.log" || rc=$?
+timer_end "vm-$tree-$variant"
+
+status=
+case $rc in
+0) ;;
+124|137) status="--guest-timeout=$limit" ;;
+*) die "qemu failed for $tree-$variant with exit $rc: $(head -c 300 "$run/qemu.log")" ;;
+esac
+
+exec python3 "$TOP/scripts/parse-console.py" ${status:+"$status"} \
+	--kernel "$tree-$variant" --expectations "$TOP/selftests/expectations" \
+	--tests "$TOP/selftests/tests.list" ${only:+--only "$only"} \
+	--results "$run/results.tsv" "$run/console.log"

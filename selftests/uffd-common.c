@@ -1,0 +1,237 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Userfaultfd plumbing shared by the uffd-robust selftests.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "uffd-common.h"
+
+#ifndef MFD_HUGETLB
+#define MFD_HUGETLB 0x0004U
+#endif
+
+static size_t small_page(void)
+{
+	return sysconf(_SC_PAGESIZE);
+}
+
+static size_t huge_page(void)
+{
+	unsigned long kb = 0;
+	char line[128];
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "Hugepagesize: %lu kB", &kb) == 1)
+			break;
+	fclose(f);
+	return kb * 1024;
+}
+
+static void *anon_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* A memfd mapped shared; the fd is closed, the mapping keeps the file. */
+static void *memfd_map(size_t len, unsigned int flags)
+{
+	void *p;
+	int fd = memfd_create("uffd-selftest", flags);
+
+	if (fd < 0)
+		return NULL;
+	if (ftruncate(fd, len)) {
+		close(fd);
+		return NULL;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	close(fd);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static void *shmem_map(size_t len)
+{
+	return memfd_map(len, 0);
+}
+
+static void *hugetlb_map(size_t len)
+{
+	if (!huge_page()) {
+		errno = ENOSYS;
+		return NULL;
+	}
+	return memfd_map(len, MFD_HUGETLB);
+}
+
+static void generic_unmap(void *p, size_t len)
+{
+	munmap(p, len);
+}
+
+const struct mem_type mem_types[] = {
+	{ "anon", small_page, anon_map, generic_unmap, UFFDIO_REGISTER_MODE_WP },
+	{ "shmem", small_page, shmem_map, generic_unmap, 0 },
+	{ "hugetlb", huge_page, hugetlb_map, generic_unmap, 0 },
+};
+const int nr_mem_types = sizeof(mem_types) / sizeof(mem_types[0]);
+
+int uffd_open(int flags)
+{
+	int fd = syscall(__NR_userfaultfd, flags);
+
+	if (fd < 0 && (errno == ENOSYS || errno == EPERM)) {
+		int dev = open("/dev/userfaultfd", O_RDWR | O_CLOEXEC);
+
+		if (dev < 0)
+			return -1;
+#ifdef USERFAULTFD_IOC_NEW
+		fd = ioctl(dev, USERFAULTFD_IOC_NEW, flags);
+#else
+		errno = ENOSYS;
+#endif
+		close(dev);
+	}
+	return fd;
+}
+
+int uffd_open_api(uint64_t features, uint64_t *ioctls)
+{
+	struct uffdio_api api = { .api = UFFD_API, .features = features };
+	int fd = uffd_open(O_CLOEXEC | O_NONBLOCK);
+
+	if (fd < 0)
+		return -1;
+	if (ioctl(fd, UFFDIO_API, &api)) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		return -1;
+	}
+	if (ioctls)
+		*ioctls = api.ioctls;
+	return fd;
+}
+
+int uffd_register(int uffd, void *addr, size_t len, uint64_t mode)
+{
+	struct uffdio_register reg = {
+		.range = { .start = (unsigned long)addr, .len = len },
+		.mode = mode,
+	};
+
+	return ioctl(uffd, UFFDIO_REGISTER, &reg);
+}
+
+int uffd_copy(int uffd, void *dst, const void *src, size_t len)
+{
+	struct uffdio_copy copy = {
+		.dst = (unsigned long)dst,
+		.src = (unsigned long)src,
+		.len = len,
+	};
+
+	if (ioctl(uffd, UFFDIO_COPY, &copy))
+		return copy.copy < 0 ? (int)copy.copy : -errno;
+	return copy.copy == (int64_t)len ? 0 : -EIO;
+}
+
+int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms)
+{
+	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
+	ssize_t n;
+	int r;
+
+	do {
+		r = poll(&pfd, 1, timeout_ms);
+	} while (r < 0 && errno == EINTR);
+	if (r <= 0)
+		return r;
+	n = read(uffd, msg, sizeof(*msg));
+	if (n == sizeof(*msg))
+		return 1;
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n >= 0)
+		errno = EIO;
+	return -1;
+}
+
+static double now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int run_case(const char *name, int (*fn)(const struct mem_type *mt),
+	     const struct mem_type *mt, int timeout_s)
+{
+	double deadline = now() + timeout_s;
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0) {
+		diag("%s: fork: %s", name, strerror(errno));
+		return CASE_FAIL;
+	}
+	if (!pid) {
+		/* Own process group, so a timeout kills the case's helpers too. */
+		setpgid(0, 0);
+		_exit(fn(mt));
+	}
+	setpgid(pid, pid);
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			break;
+		if (now() > deadline) {
+			diag("%s: no result after %d s, killing it", name, timeout_s);
+			kill(-pid, SIGKILL);
+			kill(pid, SIGKILL);
+			/* A child stuck in D state would never be reaped: give up. */
+			for (int i = 0; i < 50; i++) {
+				if (waitpid(pid, &status, WNOHANG) == pid)
+					return CASE_FAIL;
+				usleep(100000);
+			}
+			diag("%s: child %d did not die after SIGKILL (D state?)", name, pid);
+			return CASE_FAIL;
+		}
+		usleep(10000);
+	}
+	if (WIFSIGNALED(status)) {
+		diag("%s: killed by signal %d", name, WTERMSIG(status));
+		return CASE_FAIL;
+	}
+	switch (WEXITSTATUS(status)) {
+	case CASE_PASS:
+		return CASE_PASS;
+	case CASE_SKIP:
+		return CASE_SKIP;
+	default:
+		return CASE_FAIL;
+	}
+}

@@ -1,0 +1,80 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Userfaultfd plumbing shared by the uffd-robust selftests: opening and
+ * handshaking a userfaultfd, the memory types the tests run over, and
+ * running one test case in a child so a hang or crash stays contained.
+ */
+#ifndef UFFD_COMMON_H
+#define UFFD_COMMON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <linux/userfaultfd.h>
+
+#include "kselftest.h"
+
+/* Exit codes of a case run by run_case(). */
+#define CASE_PASS	0
+#define CASE_FAIL	1
+#define CASE_SKIP	KSFT_SKIP
+
+struct mem_type {
+	const char *name;
+	/* Size of the page UFFDIO_COPY works in for this type. */
+	size_t (*page_size)(void);
+	/* Map len bytes; NULL with errno set when the type is unavailable. */
+	void *(*map)(size_t len);
+	void (*unmap)(void *p, size_t len);
+	/* UFFDIO_REGISTER modes this type supports beyond MISSING. */
+	uint64_t extra_modes;
+};
+
+extern const struct mem_type mem_types[];
+extern const int nr_mem_types;
+
+/* Print a diagnostic line (TAP comment) from a test or a case child. */
+#define diag(fmt, ...) ksft_print_msg(fmt "\n", ##__VA_ARGS__)
+
+/* Open a userfaultfd (syscall, else /dev/userfaultfd); -1 and errno on error. */
+int uffd_open(int flags);
+/* Open and handshake with @features; -1 and errno on error. */
+int uffd_open_api(uint64_t features, uint64_t *ioctls);
+int uffd_register(int uffd, void *addr, size_t len, uint64_t mode);
+/* UFFDIO_COPY of one page: 0, or -errno. */
+int uffd_copy(int uffd, void *dst, const void *src, size_t len);
+/*
+ * Read one message, waiting up to @timeout_ms: 1 when one was read, 0 on
+ * timeout, -1 on error (errno set).
+ */
+int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
+
+/*
+ * Run @fn(@arg) in a child process with a deadline of @timeout_s seconds
+ * and return CASE_PASS, CASE_FAIL or CASE_SKIP. A child that misses the
+ * deadline is killed (its whole process group) and counts as a failure.
+ */
+int run_case(const char *name, int (*fn)(const struct mem_type *mt),
+	     const struct mem_type *mt, int timeout_s);
+
+/*
+ * Report a run_case() result as one TAP line named @name. Inline on
+ * purpose: kselftest.h keeps its counters in a static struct, one copy per
+ * translation unit, and only the test's own copy decides its exit code.
+ */
+static inline void report_case(const char *name, int result)
+{
+	switch (result) {
+	case CASE_PASS:
+		ksft_test_result_pass("%s\n", name);
+		break;
+	case CASE_SKIP:
+		ksft_test_result_skip("%s\n", name);
+		break;
+	default:
+		ksft_test_result_fail("%s\n", name);
+		break;
+	}
+}
+
+#endif

@@ -50,7 +50,7 @@ parse() {
 echo "TAP version 13"
 
 # The parser on recorded consoles: "fixture kernel rc regex [extra args]".
-while read -r log kernel rc rx extra; do
+while IFS=$'\t' read -r log kernel rc rx extra; do
 	case "$log" in ''|'#'*) continue ;; esac
 	# shellcheck disable=SC2086
 	expect "parse-console: $log on $kernel" "$rc" "$rx" parse "$log" "$kernel" $extra

@@ -154,7 +154,7 @@ fi
 if [ $record -eq 1 ]; then
 	sed -e "s/^version=.*/version=$version/" \
 		-e "s/^tarball_sha256=.*/tarball_sha256=$sha/" \
-		"$TOP/patches/$tree/base" | write_atomic "$TOP/patches/$tree/base"
+		"$PATCHES/$tree/base" | write_atomic "$PATCHES/$tree/base"
 	log "recorded $pkg $version sha256 $sha in patches/$tree/base"
 fi
 

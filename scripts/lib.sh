@@ -3,6 +3,7 @@
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${UFFD_BUILD:-$TOP/build}
+PATCHES=${UFFD_PATCHES:-$TOP/patches}
 CACHE=${UFFD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/uffd-robust}
 TREES="6.1 mainline"
 VARIANTS="unpatched patched"
@@ -45,9 +46,9 @@ check_variant() {
 	esac
 }
 
-# base_get TREE KEY: one field of patches/TREE/base (key=value lines).
+# base_get TREE KEY: one field of $PATCHES/TREE/base (key=value lines).
 base_get() {
-	sed -n "s/^$2=//p" "$TOP/patches/$1/base"
+	sed -n "s/^$2=//p" "$PATCHES/$1/base"
 }
 
 # Write stdin to FILE through a temporary name so FILE is never half-written.

@@ -62,17 +62,18 @@ if [ "$variant" = unpatched ]; then
 fi
 
 wt=$BUILD/src/$tree-patched
-pdir=$TOP/patches/$tree
-patches=()
-if [ -f "$pdir/series" ]; then
-	while read -r p _; do
-		case "$p" in ''|'#'*) continue ;; esac
-		[ -f "$pdir/$p" ] || die "patches/$tree/series names '$p', which does not exist"
-		patches+=("$p")
-	done <"$pdir/series"
-fi
-sstamp=$( (echo "$stamp"; [ -f "$pdir/series" ] && cat "$pdir/series";
-	for p in "${patches[@]}"; do cat "$pdir/$p"; done) | sha256sum | cut -d' ' -f1)
+pdir=$PATCHES/$tree
+# The series' identity: base, series file and every patch it names.
+series_identity() {
+	local p
+	echo "$stamp"
+	[ -f "$pdir/series" ] || return 0
+	cat "$pdir/series"
+	sed -e 's/#.*//' "$pdir/series" | while read -r p _; do
+		if [ -n "$p" ] && [ -f "$pdir/$p" ]; then cat "$pdir/$p"; fi
+	done
+}
+sstamp=$(series_identity | sha256sum | cut -d' ' -f1)
 
 if [ ! -e "$wt/.git" ]; then
 	git -C "$src" worktree prune
@@ -87,16 +88,8 @@ fi
 
 timer_start
 rm -f "$gitdir/uffd-series"
-git -C "$wt" am --abort >/dev/null 2>&1 || true
-git -C "$wt" checkout -q -f -B series base
-for p in "${patches[@]}"; do
-	if ! out=$(git -C "$wt" am -q --keep-cr "$pdir/$p" 2>&1); then
-		git -C "$wt" am --abort >/dev/null 2>&1 || true
-		reason=$(echo "$out" | grep -E '^(error|fatal|Patch failed)' | head -n 2 | tr '\n' ' ')
-		die "patch '$p' does not apply to $tree ($package $version): ${reason:-$out}"
-	fi
-done
+"$TOP/scripts/apply-series.sh" "$wt" "$pdir" ||
+	die "the $tree series does not apply to $package $version"
 echo "$sstamp" >"$gitdir/uffd-series"
-log "$tree: ${#patches[@]} patch(es) applied on base"
 timer_end "prepare-series-$tree"
 echo "$wt"

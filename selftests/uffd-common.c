@@ -198,8 +198,14 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	}
 	if (!pid) {
 		/* Own process group, so a timeout kills the case's helpers too. */
+		int r;
+
 		setpgid(0, 0);
-		_exit(fn(mt));
+		r = fn(mt);
+		/* _exit() drops stdio buffers: keep the case's diagnostics. */
+		fflush(stdout);
+		fflush(stderr);
+		_exit(r);
 	}
 	setpgid(pid, pid);
 	for (;;) {

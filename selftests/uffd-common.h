@@ -77,4 +77,17 @@ static inline void report_case(const char *name, int result)
 	}
 }
 
+/*
+ * Print the totals and exit with the kselftest code for them. 6.1's
+ * ksft_exit_*() return int, newer ones are void __noreturn: call them as
+ * statements so both compile.
+ */
+static inline int finish_tests(void)
+{
+	if (ksft_get_fail_cnt())
+		ksft_exit_fail();
+	ksft_exit_pass();
+	return 0;
+}
+
 #endif

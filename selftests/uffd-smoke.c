@@ -219,5 +219,5 @@ int main(void)
 		report_case(name, run_case(name, case_missing_copy, &mem_types[i],
 					   CASE_TIMEOUT));
 	}
-	return ksft_get_fail_cnt() ? ksft_exit_fail() : ksft_exit_pass();
+	return finish_tests();
 }

@@ -3,12 +3,12 @@
 #
 # Host-side tests of the bench itself: the console parser judged on
 # recorded console logs (tests/console/), and the scripts' answers to bad
-# input. Prints TAP and a last line "N passed, N failed".
+# input. Prints TAP and a last line "N passed, N failed, N skipped".
 set -u -o pipefail
 cd "$(dirname "$0")/.."
 TOP=$PWD
 C=tests/console
-n=0 pass=0 fail=0
+n=0 pass=0 fail=0 skip=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -74,6 +74,42 @@ expect "parse-console.py rejects a bad expectation" 2 "unknown expectation 'mayb
 	python3 scripts/parse-console.py --kernel 6.1-patched --tests "$C/tests.list" \
 	--expectations "$C/bad-expectations" "$C/clean.log"
 
+# A series is applied in order; one that does not apply is named, with git's reason.
+mkrepo() {
+	rm -rf "$tmp/repo" "$tmp/p" && mkdir -p "$tmp/repo" "$tmp/p" && (
+		cd "$tmp/repo" && git init -q && printf 'one\ntwo\n' >f &&
+		git add f && git -c user.name=t -c user.email=t@t commit -qm base &&
+		git tag base && printf 'one\nTWO\n' >f &&
+		git -c user.name=t -c user.email=t@t commit -qam "f: shout two" &&
+		git format-patch -q -1 -o "$tmp/p" && git reset -q --hard base)
+}
+mkrepo
+echo "0001-f-shout-two.patch" >"$tmp/p/series"
+expect "apply-series.sh applies a series" 0 "1 patch\(es\) applied" \
+	env GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t scripts/apply-series.sh "$tmp/repo" "$tmp/p"
+sed -i 's/^-two/-three/' "$tmp/p/0001-f-shout-two.patch"
+expect "apply-series.sh names a patch that does not apply" 1 \
+	"error: patch '0001-f-shout-two.patch' does not apply: error: patch failed: f:1" \
+	env GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@t scripts/apply-series.sh "$tmp/repo" "$tmp/p"
+echo "0002-missing.patch" >>"$tmp/p/series"
+expect "apply-series.sh names a patch the series lacks" 1 \
+	"names '0002-missing.patch', which does not exist" scripts/apply-series.sh "$tmp/repo" "$tmp/p"
+
+# A cached tarball whose checksum differs from the recorded one is refused.
+pkg=$(sed -n 's/^package=//p' patches/6.1/base)
+ver=$(sed -n 's/^version=//p' patches/6.1/base)
+if apt-cache madison "$pkg" 2>/dev/null | grep -c " $ver " >/dev/null; then
+	mkdir -p "$tmp/cache/debs" "$tmp/cache/tarballs"
+	echo junk >"$tmp/cache/debs/${pkg}_${ver}_all.deb"
+	echo junk >"$tmp/cache/tarballs/${pkg}_${ver}.tar.xz"
+	expect "fetch-tree.sh refuses a checksum mismatch" 1 "error: checksum mismatch for $pkg" \
+		env UFFD_CACHE="$tmp/cache" UFFD_BUILD="$tmp/build" scripts/fetch-tree.sh 6.1
+else
+	n=$((n + 1))
+	skip=$((skip + 1))
+	echo "ok $n fetch-tree.sh refuses a checksum mismatch # SKIP $pkg $ver not in the apt index"
+fi
+
 echo "1..$n"
-echo "$pass passed, $fail failed"
+echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

@@ -94,7 +94,7 @@ list_versions() {
 versions=$(list_versions)
 # A new machine may never have fetched its own index: fetch it once.
 if [ -z "$versions" ] && [ -z "$extra_suite" ] && [ "$(id -u)" = 0 ] &&
-	[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -60)" ]; then
+	[ -z "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*')" ]; then
 	log "package '$pkg' not in the apt index; running apt-get update"
 	apt-get -q update >/dev/null 2>&1 || die "apt-get update failed"
 	versions=$(list_versions)

@@ -7,6 +7,10 @@
 # KVM, 2 vCPUs, 1 GiB) under a whole-run timeout, keep the console in
 # build/runs/TREE-VARIANT/console.log and judge it with parse-console.py
 # against selftests/expectations. The exit code is the verdict.
+#
+# UFFD_SELFTESTS names another directory holding tests.list and
+# expectations (the bench's own tests use it); UFFD_VM_LIMIT overrides the
+# whole-run limit in seconds.
 set -eu -o pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -26,12 +30,14 @@ initrd=$BUILD/initramfs/$tree-$variant.cpio
 [ -f "$kernel" ] || die "no kernel at $kernel (run scripts/build-kernel.sh $tree $variant)"
 [ -f "$initrd" ] || die "no initramfs at $initrd (run scripts/build-initramfs.sh $tree $variant)"
 
+st=${UFFD_SELFTESTS:-$TOP/selftests}
+
 # Whole-run limit: every test's own limit, plus boot and reboot.
-limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TOP/selftests/tests.list" |
+limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$st/tests.list" |
 	awk -v only=",$only," '
 		only == ",," || index(only, "," $1 ",") { s += $2 + 10 }
 		END { print s + 60 }')
-limit=$(( limit * ${UFFD_TIMEOUT_SCALE:-1} ))
+limit=${UFFD_VM_LIMIT:-$limit}
 
 run=$BUILD/runs/$tree-$variant
 mkdir -p "$run"
@@ -59,6 +65,6 @@ case $rc in
 esac
 
 exec python3 "$TOP/scripts/parse-console.py" ${status:+"$status"} \
-	--kernel "$tree-$variant" --expectations "$TOP/selftests/expectations" \
-	--tests "$TOP/selftests/tests.list" ${only:+--only "$only"} \
+	--kernel "$tree-$variant" --expectations "$st/expectations" \
+	--tests "$st/tests.list" ${only:+--only "$only"} \
 	--results "$run/results.tsv" "$run/console.log"

@@ -110,6 +110,84 @@ else
 	echo "ok $n fetch-tree.sh refuses a checksum mismatch # SKIP $pkg $ver not in the apt index"
 fi
 
+# The archive moved on: the newest of the package is used, with a loud
+# warning naming both versions. A package the archive lacks is named.
+mkdir -p "$tmp/pp/6.1"
+sed -e 's/^version=.*/version=6.1.0-0/' patches/6.1/base >"$tmp/pp/6.1/base"
+expect "fetch-tree.sh warns loudly when the archive moved on" 0 \
+	"WARNING: linux-source-6.1 6.1.0-0 \(recorded in patches/6.1/base\)" \
+	env UFFD_PATCHES="$tmp/pp" UFFD_BUILD="$tmp/build" scripts/fetch-tree.sh 6.1
+sed -e 's/^package=.*/package=linux-source-0.0/' patches/6.1/base >"$tmp/pp/6.1/base"
+expect "fetch-tree.sh names a package the archive lacks" 1 \
+	"error: package 'linux-source-0.0' not found in the archive" \
+	env UFFD_PATCHES="$tmp/pp" UFFD_BUILD="$tmp/build" scripts/fetch-tree.sh 6.1
+
+# A missing tool is named, with the way to get it.
+mkdir -p "$tmp/bin"
+for f in /usr/bin/*; do
+	case "$f" in */qemu-system-x86_64) ;; *) ln -s "$f" "$tmp/bin/" ;; esac
+done
+expect "run-vm.sh names a missing tool" 1 "error: missing tool 'qemu-system-x86_64' \(run 'make deps'\)" \
+	env PATH="$tmp/bin" scripts/run-vm.sh 6.1 patched
+
+# The bench on a real guest: a test that outlives its limit is killed and
+# the run goes on; a guest that hangs is stopped by the host's limit; a
+# kernel with no /init is reported as never printing TAP.
+kernel=
+for k in 6.1-unpatched mainline-unpatched; do
+	if [ -f "build/obj/$k/arch/x86/boot/bzImage" ]; then
+		kernel=$k
+		break
+	fi
+done
+vmcase() {
+	if [ -z "$kernel" ]; then
+		n=$((n + 1)) skip=$((skip + 1))
+		echo "ok $n $1 # SKIP no kernel built yet (make kernel)"
+		return
+	fi
+	expect "$@"
+}
+# mkguest DIR [nosh]: pack DIR with busybox (and /bin/sh unless nosh) as
+# the initramfs of $kernel in $tmp/vmb.
+mkguest() {
+	mkdir -p "$1/bin" "$tmp/vmb/initramfs" "$tmp/vmb/obj/$kernel/arch/x86/boot"
+	cp "$(command -v busybox)" "$1/bin/busybox"
+	[ "${2:-}" = nosh ] || ln -sf busybox "$1/bin/sh"
+	ln -sf "$TOP/build/obj/$kernel/arch/x86/boot/bzImage" "$tmp/vmb/obj/$kernel/arch/x86/boot/bzImage"
+	(cd "$1" && find . | cpio -o -H newc --owner=0:0 --quiet) >"$tmp/vmb/initramfs/$kernel.cpio"
+}
+vmrun() {
+	env UFFD_BUILD="$tmp/vmb" UFFD_SELFTESTS="$TOP/tests/vm" "$@" scripts/run-vm.sh ${kernel/-/ }
+}
+if [ -n "$kernel" ]; then
+	mkdir -p "$tmp/g1/tests"
+	install -m 0755 scripts/guest-init.sh "$tmp/g1/init"
+	cp tests/vm/tests.list tests/vm/sleeper tests/vm/quick "$tmp/g1/tests/"
+	mkguest "$tmp/g1"
+fi
+vmcase "guest kills a test at its limit and goes on ($kernel)" 0 \
+	"sleeper:case1 +fail \(expect fail\) ok +- planned but never reported \(TIMEOUT 2 seconds\)" vmrun
+vmcase "guest kills a test at its limit: next test runs ($kernel)" 0 "^ok 2 selftests: uffd-robust: quick" \
+	cat "$tmp/vmb/runs/$kernel/console.log"
+if [ -n "$kernel" ]; then
+	rm -rf "$tmp/g2" && mkdir -p "$tmp/g2"
+	printf '#!/bin/sh\necho "TAP version 13"\necho 1..1\necho "# selftests: uffd-robust: quick"\nexec /bin/busybox sleep 100000\n' >"$tmp/g2/init"
+	chmod +x "$tmp/g2/init"
+	mkguest "$tmp/g2"
+fi
+vmcase "host stops a guest that hangs ($kernel)" 1 \
+	"error: $kernel: the guest hung during test quick \(killed after 15 s\)" vmrun UFFD_VM_LIMIT=15
+if [ -n "$kernel" ]; then
+	rm -rf "$tmp/g3" && mkdir -p "$tmp/g3"
+	mkguest "$tmp/g3" nosh
+fi
+# The panic must end the run at once (panic=-1, -no-reboot), not the limit.
+vmcase "a kernel with no /init never prints TAP ($kernel)" 1 \
+	"error: $kernel: the kernel did not boot or never printed TAP;" vmrun UFFD_VM_LIMIT=60
+vmcase "a kernel with no /init: its panic is reported ($kernel)" 0 \
+	"Kernel panic - not syncing: No working init found" cat "$tmp/vmb/runs/$kernel/console.log"
+
 echo "1..$n"
 echo "$pass passed, $fail failed, $skip skipped"
 [ $fail -eq 0 ]

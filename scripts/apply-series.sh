@@ -8,6 +8,7 @@
 # patch that does not apply stops it with the patch name and git's reason,
 # leaving REPO at base plus the patches before it.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 [ $# -eq 2 ] || die "usage: $me REPO PATCHDIR"

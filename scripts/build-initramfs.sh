@@ -8,6 +8,7 @@
 # build/initramfs/TREE-VARIANT.cpio.
 # Prints the path of the archive.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 [ $# -eq 2 ] || die "usage: $me TREE VARIANT"

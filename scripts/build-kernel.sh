@@ -9,6 +9,7 @@
 # the uapi headers and what out-of-tree modules need. Fails naming every
 # requested option that Kconfig dropped. Prints the build directory.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 [ $# -eq 2 ] || die "usage: $me TREE VARIANT"

@@ -8,6 +8,7 @@
 # then the host-side tests of the bench itself. Ends with one line
 # "N passed, N failed, N skipped" counting every case on every kernel.
 set -u -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 trees=${*:-$TREES}
@@ -16,7 +17,6 @@ for t in $trees; do check_tree "$t"; done
 sum=$BUILD/check
 rm -rf "$sum"
 mkdir -p "$sum"
-failures=0
 T0=$(date +%s)
 
 for tree in $trees; do

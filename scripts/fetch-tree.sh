@@ -12,6 +12,7 @@
 # not list gets a private sources list and lists directory under the cache,
 # with the archive URI taken from the machine's own apt sources.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 record=0
@@ -122,6 +123,7 @@ else
 	warn "no version recorded for tree '$tree'; using the newest, $version"
 fi
 
+timer_start
 deb=$CACHE/debs/${pkg}_${version}_all.deb
 if [ ! -s "$deb" ]; then
 	log "downloading $pkg $version"
@@ -132,7 +134,7 @@ if [ ! -s "$deb" ]; then
 		rm -rf "$dl"
 		die "download of $pkg $version failed"
 	fi
-	f=$(ls "$dl"/*.deb 2>/dev/null | head -n 1)
+	f=$(find "$dl" -maxdepth 1 -name '*.deb' | head -n 1)
 	[ -n "$f" ] || { rm -rf "$dl"; die "apt-get download of $pkg $version produced no .deb"; }
 	mv -f "$f" "$deb"
 	rm -rf "$dl"
@@ -147,6 +149,7 @@ if [ ! -s "$tarball" ]; then
 fi
 
 sha=$(sha256sum "$tarball" | cut -d' ' -f1)
+timer_end "fetch-$tree"
 if [ "$version" = "$rec_version" ] && [ -n "$rec_sha" ] && [ "$sha" != "$rec_sha" ]; then
 	die "checksum mismatch for $pkg $version: tarball sha256 $sha, recorded $rec_sha (cached file $tarball)"
 fi

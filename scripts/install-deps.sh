@@ -4,6 +4,7 @@
 # install-deps.sh: install, through apt-get, every Debian package the bench
 # uses. Does nothing (and needs no network) when all are installed.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 pkgs=(

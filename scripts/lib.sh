@@ -1,9 +1,11 @@
+# shellcheck shell=bash
 # SPDX-License-Identifier: GPL-2.0
 # Helpers shared by the bench scripts. Source it; do not run it.
 
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${UFFD_BUILD:-$TOP/build}
 PATCHES=${UFFD_PATCHES:-$TOP/patches}
+# shellcheck disable=SC2034 # used by the scripts that source this
 CACHE=${UFFD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/uffd-robust}
 TREES="6.1 mainline"
 VARIANTS="unpatched patched"

@@ -9,6 +9,7 @@
 # 'git am' in order. With --unpatched only the pristine tree is prepared.
 # Prints the path of the prepared source tree.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 variant=patched
@@ -26,8 +27,12 @@ export GIT_AUTHOR_NAME="uffd-robust bench" GIT_AUTHOR_EMAIL="bench@uffd-robust.i
 export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
 
 "$TOP/scripts/fetch-tree.sh" "$tree" >/dev/null
-# shellcheck disable=SC1090
+# The fetched base, as fetch-tree.sh recorded it.
+package='' version='' tarball='' tarball_sha256=''
+# shellcheck source=/dev/null
 . "$BUILD/fetch/$tree.env"
+[ -n "$package" ] && [ -n "$version" ] && [ -f "$tarball" ] ||
+	die "fetch-tree.sh left no usable record in $BUILD/fetch/$tree.env"
 
 src=$BUILD/src/$tree-unpatched
 stamp="$package $version $tarball_sha256"

@@ -12,6 +12,7 @@
 # expectations (the bench's own tests use it); UFFD_VM_LIMIT overrides the
 # whole-run limit in seconds.
 set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 only=

@@ -5,7 +5,7 @@
 # recorded console logs (tests/console/), and the scripts' answers to bad
 # input. Prints TAP and a last line "N passed, N failed, N skipped".
 set -u -o pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 TOP=$PWD
 C=tests/console
 n=0 pass=0 fail=0 skip=0

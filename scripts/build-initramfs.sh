@@ -11,10 +11,7 @@ set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-[ $# -eq 2 ] || die "usage: $me TREE VARIANT"
-tree=$1 variant=$2
-check_tree "$tree"
-check_variant "$variant"
+tree_variant_args "TREE VARIANT" "$@"
 need_tool cpio gcc make
 busybox=$(command -v busybox || true)
 [ -n "$busybox" ] || die "missing tool 'busybox' (run 'make deps')"

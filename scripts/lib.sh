@@ -48,6 +48,17 @@ check_variant() {
 	esac
 }
 
+# tree_variant_args USAGE ARGS...: set tree and variant from exactly two
+# arguments, checked, or die with "usage: SCRIPT USAGE".
+tree_variant_args() {
+	local usage=$1
+	shift
+	[ $# -eq 2 ] || die "usage: $me $usage"
+	tree=$1 variant=$2
+	check_tree "$tree"
+	check_variant "$variant"
+}
+
 # base_get TREE KEY: one field of $PATCHES/TREE/base (key=value lines).
 base_get() {
 	sed -n "s/^$2=//p" "$PATCHES/$1/base"

@@ -20,10 +20,7 @@ if [ "${1:-}" = --only ]; then
 	only=$2
 	shift 2
 fi
-[ $# -eq 2 ] || die "usage: $me [--only TEST[,TEST...]] TREE VARIANT"
-tree=$1 variant=$2
-check_tree "$tree"
-check_variant "$variant"
+tree_variant_args "[--only TEST[,TEST...]] TREE VARIANT" "$@"
 need_tool qemu-system-x86_64 timeout python3
 
 kernel=$BUILD/obj/$tree-$variant/arch/x86/boot/bzImage

@@ -66,6 +66,13 @@ cat "$sum"/*.tsv | awk -F'\t' '
 		for (x in k) printf "%-20s %3d passed, %3d failed, %3d skipped\n", x, p[x], f[x], s[x]
 		printf "%s", bad
 	}' | sort
+for tree in $trees; do
+	env=$BUILD/fetch/$tree.env
+	[ -f "$env" ] || continue
+	printf '%-8s %s %s (tarball sha256 %s)\n' "$tree" \
+		"$(sed -n 's/^package=//p' "$env")" "$(sed -n 's/^version=//p' "$env")" \
+		"$(sed -n 's/^tarball_sha256=//p' "$env")"
+done
 echo "check took $(( $(date +%s) - T0 )) s"
 cat "$sum"/*.tsv | awk -F'\t' '
 	$6 == "FAIL" { f++; next } $4 == "skip" { s++; next } { p++ }

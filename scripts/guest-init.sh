@@ -45,11 +45,12 @@ for t in $tests; do
 	limit=${t#*:}
 	rm -f /tmp/rc /tmp/pid
 	echo "# selftests: uffd-robust: $name"
+	# awk, not sed: sed holds each line back until it has read the next.
 	(
 		cd /tests &&
 			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0"' "$name" 2>&1
 		echo $? >/tmp/rc
-	) | sed 's/^/# /' &
+	) | awk '{ print "# " $0; fflush() }' &
 	pipe=$!
 	waited=0
 	while [ ! -f /tmp/rc ] && [ $waited -lt $((limit * 10)) ]; do
@@ -57,7 +58,20 @@ for t in $tests; do
 		waited=$((waited + 1))
 	done
 	if [ -f /tmp/rc ]; then
-		wait $pipe
+		# The test is done: its leftover children go with it.
+		pid=$(cat /tmp/pid 2>/dev/null)
+		[ -n "$pid" ] && kill -9 -"$pid" 2>/dev/null
+		# A leftover process of the test (stuck in D state, say) can
+		# hold the output pipe open: give the output 5 s, not forever.
+		waited=0
+		while kill -0 $pipe 2>/dev/null && [ $waited -lt 50 ]; do
+			sleep 0.1
+			waited=$((waited + 1))
+		done
+		if kill -0 $pipe 2>/dev/null; then
+			echo "# uffd-bench: $name exited but a leftover process holds its output"
+			kill $pipe 2>/dev/null
+		fi
 		rc=$(cat /tmp/rc)
 		case $rc in
 		0) echo "ok $i selftests: uffd-robust: $name" ;;

@@ -214,7 +214,7 @@ def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
             for i in range(len(t["cases"]) + 1, plan + 1):
                 add(test, f"case{i}", "fail",
                     f"planned but never reported ({top_note or 'test ended early'})")
-        if not t["cases"]:
+        if not t["cases"] and plan is None:
             add(test, test, top_res, top_note)
         elif top_res == "fail" and all(r != "fail" for _, r, _ in t["cases"]) \
                 and (plan is None or len(t["cases"]) >= plan):

@@ -163,12 +163,16 @@ vmrun() {
 if [ -n "$kernel" ]; then
 	mkdir -p "$tmp/g1/tests"
 	install -m 0755 scripts/guest-init.sh "$tmp/g1/init"
-	cp tests/vm/tests.list tests/vm/sleeper tests/vm/quick "$tmp/g1/tests/"
+	cp tests/vm/tests.list tests/vm/sleeper tests/vm/leftover tests/vm/quick "$tmp/g1/tests/"
 	mkguest "$tmp/g1"
 fi
 vmcase "guest kills a test at its limit and goes on ($kernel)" 0 \
 	"sleeper:case1 +fail \(expect fail\) ok +- planned but never reported \(TIMEOUT 2 seconds\)" vmrun
-vmcase "guest kills a test at its limit: next test runs ($kernel)" 0 "^ok 2 selftests: uffd-robust: quick" \
+vmcase "guest does not wait forever on a leftover process ($kernel)" 0 \
+	"leftover exited but a leftover process holds its output" cat "$tmp/vmb/runs/$kernel/console.log"
+vmcase "guest keeps a test's last line when a leftover holds its output ($kernel)" 0 \
+	"^# ok 1 leftover_case" cat "$tmp/vmb/runs/$kernel/console.log"
+vmcase "guest goes on after both ($kernel)" 0 "^ok 3 selftests: uffd-robust: quick" \
 	cat "$tmp/vmb/runs/$kernel/console.log"
 if [ -n "$kernel" ]; then
 	rm -rf "$tmp/g2" && mkdir -p "$tmp/g2"

@@ -78,6 +78,9 @@ struct faulter {
 	size_t page;
 	int npages;
 	int bad;
+	/* The first page that read back wrong: index, byte read. */
+	int bad_page;
+	unsigned char bad_got;
 };
 
 static unsigned char pattern(int i)
@@ -93,8 +96,12 @@ static void *fault_pages(void *arg)
 		volatile unsigned char *p =
 			(unsigned char *)f->area + i * f->page + f->page / 2;
 
-		if (*p != pattern(i))
-			f->bad++;
+		unsigned char got = *p;
+
+		if (got != pattern(i) && !f->bad++) {
+			f->bad_page = i;
+			f->bad_got = got;
+		}
 	}
 	return NULL;
 }
@@ -186,14 +193,19 @@ static int case_missing_copy(const struct mem_type *mt)
 	}
 	pthread_join(thr, NULL);
 	if (f.bad) {
-		diag("%s: %d page(s) read back wrong data", mt->name, f.bad);
+		diag("%s: %d page(s) read back wrong data, first page %d: expected %#x, got %#x",
+		     mt->name, f.bad, f.bad_page, pattern(f.bad_page), f.bad_got);
 		return CASE_FAIL;
 	}
 	for (int i = 0; i < npages; i++) {
-		memset(src, pattern(i), page);
-		if (memcmp(f.area + i * page, src, page)) {
-			diag("%s: page %d differs from what was copied", mt->name, i);
-			return CASE_FAIL;
+		unsigned char *got = (unsigned char *)f.area + i * page;
+
+		for (size_t off = 0; off < page; off++) {
+			if (got[off] != pattern(i)) {
+				diag("%s: page %d byte %zu: expected %#x, got %#x",
+				     mt->name, i, off, pattern(i), got[off]);
+				return CASE_FAIL;
+			}
 		}
 	}
 	if (uffd_read_msg(uffd, &msg, 100) != 0) {

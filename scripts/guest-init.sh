@@ -36,6 +36,7 @@ for t in $tests; do n=$((n + 1)); done
 
 echo "TAP version 13"
 echo "# uffd-bench: kernel $kernel ($(uname -r)), $n test(s)"
+echo "# uffd-bench: cpus online $(grep -c '^processor' /proc/cpuinfo) of $(sed -n 's/.*uffd_bench.cpus=\([0-9]*\).*/\1/p' /proc/cmdline)"
 echo "1..$n"
 
 i=0

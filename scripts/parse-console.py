@@ -53,6 +53,7 @@ TOP_RESULT = re.compile(
 NESTED_PLAN = re.compile(r"^# 1\.\.(\d+)$")
 NESTED_RESULT = re.compile(r"^# (not )?ok (\d+)\s*(.*)$")
 DONE = "# uffd-bench: done"
+CPUS = re.compile(r"^# uffd-bench: cpus online (\d+) of (\d+)")
 EXPECTS = ("pass", "fail", "skip")
 
 
@@ -111,17 +112,19 @@ def tolerated(rules, kernel, test):
 
 
 def parse(lines):
-    """Returns (saw_tap, done, tests, splats, last_line).
+    """Returns (saw_tap, done, tests, splats, last_line, cpus).
 
     tests: {name: {"plan": int|None, "cases": [(case, result, note)],
                    "top": (result, note)|None}}
     splats: [(class, test_running_or_None, line_no, text)]
+    cpus: (online, requested) as the guest printed them, or None
     """
     saw_tap = done = False
     tests = {}
     current = None
     splats = []
     last = ""
+    cpus = None
     for n, raw in enumerate(lines, 1):
         line = raw.rstrip("\r\n")
         if line.strip():
@@ -132,6 +135,10 @@ def parse(lines):
             continue
         if line == DONE:
             done = True
+            continue
+        m = CPUS.match(line)
+        if m:
+            cpus = (int(m.group(1)), int(m.group(2)))
             continue
         m = TOP_START.match(line)
         if m:
@@ -177,11 +184,11 @@ def parse(lines):
             if rx.search(kernel_text):
                 splats.append((cls, current, n, kernel_text.strip()))
                 break
-    return saw_tap, done, tests, splats, last
+    return saw_tap, done, tests, splats, last, cpus
 
 
 def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
-          guest_timeout):
+          guest_timeout, cpus=None):
     """[(test, case, result, expect, verdict, note)], verdict in ok/FAIL/skip."""
     rows = []
 
@@ -225,6 +232,16 @@ def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
         rows.append((bench, "boot", "fail", "pass", "FAIL", "the kernel never printed TAP"))
     else:
         rows.append((bench, "boot", "pass", "pass", "ok", ""))
+        # The tests race threads: a guest that came up with fewer CPUs
+        # than QEMU gave it tests something else.
+        if cpus is None:
+            rows.append((bench, "cpus", "fail", "pass", "FAIL",
+                         "the guest did not say how many CPUs it has online"))
+        elif cpus[0] != cpus[1]:
+            rows.append((bench, "cpus", "fail", "pass", "FAIL",
+                         f"{cpus[0]} of {cpus[1]} CPUs online in the guest"))
+        else:
+            rows.append((bench, "cpus", "pass", "pass", "ok", ""))
         if done:
             rows.append((bench, "complete", "pass", "pass", "ok", ""))
         else:
@@ -269,10 +286,10 @@ def main():
     listed = read_tests(args.tests, only)
     rules = read_expectations(args.expectations)
     with open(args.console, errors="replace") as f:
-        saw_tap, done, tests, splats, last = parse(f)
+        saw_tap, done, tests, splats, last, cpus = parse(f)
 
     rows, bad, ok_splats = judge(args.kernel, listed, rules, saw_tap, done,
-                                 tests, splats, args.guest_timeout)
+                                 tests, splats, args.guest_timeout, cpus)
     width = max(len(f"{t}:{c}") for t, c, *_ in rows)
     for test, case, res, want, verdict, note in rows:
         print(f"{args.kernel}: {test + ':' + case:<{width}}  {res:<4} (expect {want:<4}) "

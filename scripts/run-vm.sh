@@ -29,6 +29,7 @@ initrd=$BUILD/initramfs/$tree-$variant.cpio
 [ -f "$initrd" ] || die "no initramfs at $initrd (run scripts/build-initramfs.sh $tree $variant)"
 
 st=${UFFD_SELFTESTS:-$TOP/selftests}
+cpus=2
 
 # Whole-run limit: every test's own limit, plus boot and reboot.
 limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$st/tests.list" |
@@ -42,14 +43,14 @@ mkdir -p "$run"
 [ -f "$run/console.log" ] && mv -f "$run/console.log" "$run/console.log.old"
 
 append="console=ttyS0 panic=-1 watchdog_thresh=5 hung_task_timeout_secs=15"
-append+=" uffd_bench.kernel=$tree-$variant"
+append+=" uffd_bench.kernel=$tree-$variant uffd_bench.cpus=$cpus"
 [ -n "$only" ] && append+=" uffd_bench.only=$only"
 
 timer_start
 log "booting $tree-$variant (limit ${limit} s, console: $run/console.log)"
 rc=0
 timeout -k 10 "$limit" qemu-system-x86_64 -machine pc -accel tcg -cpu max \
-	-smp 2 -m 1G -nodefaults -display none -no-reboot \
+	-smp "$cpus" -m 1G -nodefaults -display none -no-reboot \
 	-serial stdio -monitor none \
 	-kernel "$kernel" -initrd "$initrd" -append "$append" \
 	</dev/null >"$run/console.log" 2>"$run/qemu.log" || rc=$?

@@ -7,7 +7,9 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -86,10 +88,21 @@ static void generic_unmap(void *p, size_t len)
 	munmap(p, len);
 }
 
+static int anon_zap(void *p, size_t len)
+{
+	return madvise(p, len, MADV_DONTNEED);
+}
+
+/* Shared file pages stay in the page cache unless the hole is punched. */
+static int file_zap(void *p, size_t len)
+{
+	return madvise(p, len, MADV_REMOVE);
+}
+
 const struct mem_type mem_types[] = {
-	{ "anon", small_page, anon_map, generic_unmap, UFFDIO_REGISTER_MODE_WP },
-	{ "shmem", small_page, shmem_map, generic_unmap, 0 },
-	{ "hugetlb", huge_page, hugetlb_map, generic_unmap, 0 },
+	{ "anon", small_page, anon_map, generic_unmap, anon_zap, UFFDIO_REGISTER_MODE_WP },
+	{ "shmem", small_page, shmem_map, generic_unmap, file_zap, 0 },
+	{ "hugetlb", huge_page, hugetlb_map, generic_unmap, file_zap, 0 },
 };
 const int nr_mem_types = sizeof(mem_types) / sizeof(mem_types[0]);
 
@@ -175,12 +188,72 @@ int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms)
 	return -1;
 }
 
-static double now(void)
+void parse_test_opts(int argc, char **argv, struct test_opts *o)
+{
+	int c;
+
+	o->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	while ((c = getopt(argc, argv, "s:r:t:ah")) != -1) {
+		switch (c) {
+		case 'a':
+			o->all_types = true;
+			break;
+		case 's':
+			o->seed = strtoul(optarg, NULL, 0);
+			break;
+		case 'r':
+			o->rounds = atoi(optarg);
+			break;
+		case 't':
+			o->seconds = atoi(optarg);
+			break;
+		default:
+			fprintf(stderr, "usage: %s [-s seed] [-r rounds] [-t seconds per case] [-a]\n",
+				argv[0]);
+			exit(KSFT_FAIL);
+		}
+	}
+	if (o->rounds < 1 || o->seconds < 1) {
+		fprintf(stderr, "%s: rounds and seconds must be positive\n", argv[0]);
+		exit(KSFT_FAIL);
+	}
+	ksft_print_msg("seed %u (replay with -s %u), up to %d rounds or %d s per case\n",
+		       o->seed, o->seed, o->rounds, o->seconds);
+}
+
+double now(void)
 {
 	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Shared with the case child: what case_fail_fast() had to say. */
+static struct case_report {
+	int set;
+	char msg[1020];
+} *case_report;
+
+void case_fail_fast(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (case_report) {
+		va_start(ap, fmt);
+		vsnprintf(case_report->msg, sizeof(case_report->msg), fmt, ap);
+		va_end(ap);
+		case_report->set = 1;
+	}
+	_exit(CASE_FAIL);
+}
+
+/* Grow the stack to what a report may need, before it is locked. */
+static void __attribute__((noinline)) prefault_stack(void)
+{
+	volatile char pad[256 * 1024];
+
+	memset((char *)pad, 0, sizeof(pad));
 }
 
 int run_case(const char *name, int (*fn)(const struct mem_type *mt),
@@ -189,6 +262,17 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	double deadline = now() + timeout_s;
 	int status;
 	pid_t pid;
+
+	if (!case_report) {
+		case_report = mmap(NULL, sizeof(*case_report), PROT_READ | PROT_WRITE,
+				   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+		if (case_report == MAP_FAILED) {
+			case_report = NULL;
+			diag("%s: mmap: %s", name, strerror(errno));
+			return CASE_FAIL;
+		}
+	}
+	memset(case_report, 0, sizeof(*case_report));
 
 	fflush(stdout);
 	pid = fork();
@@ -201,6 +285,17 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 		int r;
 
 		setpgid(0, 0);
+		memset(case_report, 0, sizeof(*case_report));
+		/*
+		 * Populate and pin what the child has (its code too: fork
+		 * does not copy file-backed ptes), so that reporting never
+		 * faults, even with mmap_lock wedged. Mappings made later,
+		 * like the case's test range, stay unlocked.
+		 */
+		prefault_stack();
+		if (mlockall(MCL_CURRENT))
+			diag("%s: mlockall: %s (a wedged mm may hide the report)",
+			     name, strerror(errno));
 		r = fn(mt);
 		/* _exit() drops stdio buffers: keep the case's diagnostics. */
 		fflush(stdout);
@@ -228,6 +323,8 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 		}
 		usleep(10000);
 	}
+	if (case_report->set)
+		diag("%s: %s", name, case_report->msg);
 	if (WIFSIGNALED(status)) {
 		diag("%s: killed by signal %d", name, WTERMSIG(status));
 		return CASE_FAIL;

@@ -26,12 +26,32 @@ struct mem_type {
 	/* Map len bytes; NULL with errno set when the type is unavailable. */
 	void *(*map)(size_t len);
 	void (*unmap)(void *p, size_t len);
+	/* Drop the pages of [p, p + len) so that touching them faults again. */
+	int (*zap)(void *p, size_t len);
 	/* UFFDIO_REGISTER modes this type supports beyond MISSING. */
 	uint64_t extra_modes;
 };
 
 extern const struct mem_type mem_types[];
 extern const int nr_mem_types;
+
+/*
+ * Options every randomised test takes: -s SEED to replay a run, -r ROUNDS
+ * and -t SECONDS (per case) to lengthen it for soak runs, -a to add cases
+ * a test leaves out by default (it says which and why).
+ */
+struct test_opts {
+	unsigned int seed;
+	int rounds;
+	int seconds;
+	bool all_types;
+};
+
+/* Parse the options into @o (defaults already set) and print the seed. */
+void parse_test_opts(int argc, char **argv, struct test_opts *o);
+
+/* Seconds on CLOCK_MONOTONIC. */
+double now(void);
 
 /* Print a diagnostic line (TAP comment) from a test or a case child. */
 #define diag(fmt, ...) ksft_print_msg(fmt "\n", ##__VA_ARGS__)
@@ -56,6 +76,15 @@ int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
  */
 int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	     const struct mem_type *mt, int timeout_s);
+
+/*
+ * Fail the running case at once with a message the parent prints. For a
+ * case child whose mm may be wedged (mmap_lock held by a livelocked GUP):
+ * any page fault, even the copy-on-write of stdio's buffer, would block
+ * forever there, so the message goes to a page the child faulted in when
+ * it started, and the child exits without flushing stdio.
+ */
+void __attribute__((noreturn, format(printf, 1, 2))) case_fail_fast(const char *fmt, ...);
 
 /*
  * Report a run_case() result as one TAP line named @name. Inline on

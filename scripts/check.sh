@@ -23,15 +23,15 @@ for tree in $trees; do
 	for variant in $VARIANTS; do
 		k=$tree-$variant
 		tsv=$sum/$k.tsv
-		if ! scripts/build-kernel.sh "$tree" "$variant" >/dev/null; then
+		if ! "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then
 			printf '%s\tbench\tbuild\tfail\tpass\tFAIL\tkernel did not build\n' "$k" >"$tsv"
 			continue
 		fi
-		if ! scripts/build-initramfs.sh "$tree" "$variant" >/dev/null; then
+		if ! "$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null; then
 			printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
 			continue
 		fi
-		scripts/run-vm.sh "$tree" "$variant"
+		"$TOP/scripts/run-vm.sh" "$tree" "$variant"
 		if [ -f "$BUILD/runs/$k/results.tsv" ] &&
 			[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
 			cp "$BUILD/runs/$k/results.tsv" "$tsv"

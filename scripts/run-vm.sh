@@ -40,6 +40,8 @@ limit=${UFFD_VM_LIMIT:-$limit}
 
 run=$BUILD/runs/$tree-$variant
 mkdir -p "$run"
+# A verdict must never outlive the run it came from.
+rm -f "$run/results.tsv"
 [ -f "$run/console.log" ] && mv -f "$run/console.log" "$run/console.log.old"
 
 append="console=ttyS0 panic=-1 watchdog_thresh=5 hung_task_timeout_secs=15"

@@ -151,8 +151,9 @@ static int check_fault(struct range *r, int hole)
 		return -1;
 	}
 	memset(src, pattern(hole), page);
-	if (uffd_copy(r->uffd, r->area + hole * page, src, page))
-		diag("page %d: UFFDIO_COPY: %s", hole, strerror(errno));
+	n = uffd_copy(r->uffd, r->area + hole * page, src, page);
+	if (n)
+		diag("page %d: UFFDIO_COPY: %s", hole, strerror(-n));
 	pthread_join(thr, NULL);
 	free(src);
 	if (rd.got != pattern(hole)) {

@@ -215,6 +215,7 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 	struct round r = { .mt = mt, .page = mt->page_size() };
 	pthread_t gup[GUP_THREADS], zap, closer;
 	double t_close, t_free;
+	char *src;
 	int i;
 
 	r.npages = r.page > 65536 ? 6 : 64;
@@ -238,19 +239,20 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 		return CASE_FAIL;
 	}
 	/* The even pages stay present: see gup_thread(). */
+	src = malloc(r.page);
+	if (!src)
+		return CASE_FAIL;
+	memset(src, 0xa5, r.page);
 	for (i = 0; i < r.npages; i += 2) {
-		char *src = malloc(r.page);
+		int ret = uffd_copy(r.uffd, r.area + i * r.page, src, r.page);
 
-		if (!src)
-			return CASE_FAIL;
-		memset(src, 0xa5, r.page);
-		i = uffd_copy(r.uffd, r.area + i * r.page, src, r.page) ? -1 : i;
-		free(src);
-		if (i < 0) {
-			diag("UFFDIO_COPY to populate %s: %s", mt->name, strerror(errno));
+		if (ret) {
+			diag("UFFDIO_COPY to populate %s page %d: %s", mt->name, i,
+			     strerror(-ret));
 			return CASE_FAIL;
 		}
 	}
+	free(src);
 	pthread_create(&r.monitor, NULL, monitor_thread, &r);
 	pthread_create(&zap, NULL, zap_thread, &r);
 	for (i = 0; i < GUP_THREADS; i++)

@@ -10,7 +10,7 @@ ONLY ?=
 S := scripts
 
 help:
-	@echo "Targets (TREE=$(TREE): 6.1|mainline, VARIANT=$(VARIANT): unpatched|patched):"
+	@echo "Targets (TREE=$(TREE): 6.1|mainline, VARIANT=$(VARIANT): unpatched|patched|mutant):"
 	@echo "  deps        install every Debian package the bench uses (apt-get)"
 	@echo "  fetch       download TREE's Debian source package into ~/.cache/uffd-robust"
 	@echo "  prepare     unpack TREE into build/src/TREE-VARIANT, apply patches/TREE/series"
@@ -28,7 +28,7 @@ fetch:
 	$(S)/fetch-tree.sh $(TREE)
 
 prepare:
-	$(S)/prepare-tree.sh $(if $(filter unpatched,$(VARIANT)),--unpatched) $(TREE)
+	$(S)/prepare-tree.sh --variant $(VARIANT) $(TREE)
 
 kernel:
 	$(S)/build-kernel.sh $(TREE) $(VARIANT)

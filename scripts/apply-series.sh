@@ -3,10 +3,11 @@
 #
 # apply-series.sh REPO PATCHDIR
 #
-# Reset REPO's branch 'series' to its 'base' tag and 'git am' the patches
-# PATCHDIR/series lists, in order (no series file: nothing to apply). A
-# patch that does not apply stops it with the patch name and git's reason,
-# leaving REPO at base plus the patches before it.
+# Reset REPO's checked-out branch ('series' when HEAD is detached) to its
+# 'base' tag and 'git am' the patches PATCHDIR/series lists, in order (no
+# series file: nothing to apply). A patch that does not apply stops it with
+# the patch name and git's reason, leaving REPO at base plus the patches
+# before it.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -26,7 +27,8 @@ if [ -f "$pdir/series" ]; then
 fi
 
 git -C "$repo" am --abort >/dev/null 2>&1 || true
-git -C "$repo" checkout -q -f -B series base
+branch=$(git -C "$repo" symbolic-ref -q --short HEAD || echo series)
+git -C "$repo" checkout -q -f -B "$branch" base
 for p in "${patches[@]}"; do
 	if ! out=$(git -C "$repo" am -q --keep-cr "$pdir/$p" 2>&1); then
 		git -C "$repo" am --abort >/dev/null 2>&1 || true

@@ -22,11 +22,7 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 obj=$BUILD/obj/$tree-$variant
 [ -f "$obj/usr/include/linux/userfaultfd.h" ] ||
 	die "no uapi headers in $obj (run scripts/build-kernel.sh $tree $variant)"
-if [ "$variant" = unpatched ]; then
-	src=$BUILD/src/$tree-unpatched
-else
-	src=$BUILD/src/$tree-patched
-fi
+src=$BUILD/src/$tree-$variant
 [ -d "$src" ] || die "no prepared tree at $src"
 
 # The tests see the kernel's own headers and kselftest.h.

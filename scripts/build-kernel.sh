@@ -5,7 +5,7 @@
 #
 # Configure (tinyconfig + config/*.config fragments, merged with the tree's
 # merge_config.sh) and build the kernel of TREE (6.1|mainline) in VARIANT
-# (unpatched|patched) out of tree in build/obj/TREE-VARIANT, together with
+# (unpatched|patched|mutant) out of tree in build/obj/TREE-VARIANT, together with
 # the uapi headers and what out-of-tree modules need. Fails naming every
 # requested option that Kconfig dropped. Prints the build directory.
 set -eu -o pipefail
@@ -15,11 +15,7 @@ set -eu -o pipefail
 tree_variant_args "TREE VARIANT" "$@"
 need_tool make gcc flex bison bc perl
 
-if [ "$variant" = unpatched ]; then
-	src=$("$TOP/scripts/prepare-tree.sh" --unpatched "$tree")
-else
-	src=$("$TOP/scripts/prepare-tree.sh" "$tree")
-fi
+src=$("$TOP/scripts/prepare-tree.sh" --variant "$variant" "$tree")
 obj=$BUILD/obj/$tree-$variant
 mkdir -p "$BUILD/obj"
 

@@ -3,8 +3,9 @@
 #
 # check.sh [TREE...]
 #
-# Everything CI checks: for each tree (default: all) the unpatched and the
-# patched kernel built, booted and judged against selftests/expectations,
+# Everything CI checks: for each tree (default: all) the unpatched, the
+# patched and (where the tree has mutants) the mutant kernel built, booted
+# and judged against selftests/expectations,
 # then the host-side tests of the bench itself. Ends with one line
 # "N passed, N failed, N skipped" counting every case on every kernel.
 set -u -o pipefail
@@ -20,7 +21,7 @@ mkdir -p "$sum"
 T0=$(date +%s)
 
 for tree in $trees; do
-	for variant in $VARIANTS; do
+	for variant in $(tree_variants "$tree"); do
 		k=$tree-$variant
 		tsv=$sum/$k.tsv
 		if ! "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then

@@ -8,7 +8,10 @@ PATCHES=${UFFD_PATCHES:-$TOP/patches}
 # shellcheck disable=SC2034 # used by the scripts that source this
 CACHE=${UFFD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/uffd-robust}
 TREES="6.1 mainline"
-VARIANTS="unpatched patched"
+# patched: patches/TREE/series on base. mutant: selftests/mutants/TREE/series
+# on base, test-only reverts of fixes that prove a selftest can fail; a tree
+# has that variant only when the series file exists.
+VARIANTS="unpatched patched mutant"
 
 me=$(basename "$0")
 
@@ -43,9 +46,26 @@ check_tree() {
 
 check_variant() {
 	case "$1" in
-	unpatched|patched) ;;
+	unpatched|patched|mutant) ;;
 	*) die "unknown variant '$1' (known variants: $VARIANTS)" ;;
 	esac
+}
+
+# variant_patches TREE VARIANT: the directory whose 'series' VARIANT applies.
+variant_patches() {
+	case "$2" in
+	patched) echo "$PATCHES/$1" ;;
+	mutant) echo "$TOP/selftests/mutants/$1" ;;
+	esac
+}
+
+# tree_variants TREE: the variants TREE is built and tested in.
+tree_variants() {
+	local v
+	for v in $VARIANTS; do
+		[ "$v" = mutant ] && [ ! -f "$(variant_patches "$1" mutant)/series" ] && continue
+		echo "$v"
+	done
 }
 
 # tree_variant_args USAGE ARGS...: set tree and variant from exactly two

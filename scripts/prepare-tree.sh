@@ -1,25 +1,34 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# prepare-tree.sh [--unpatched] TREE
+# prepare-tree.sh [--unpatched | --variant VARIANT] TREE
 #
 # Make build/src/TREE-unpatched a git repository whose first commit is the
-# pristine Debian source (tagged 'base'), and build/src/TREE-patched a
-# worktree of it on branch 'series' with patches/TREE/series applied by
-# 'git am' in order. With --unpatched only the pristine tree is prepared.
+# pristine Debian source (tagged 'base'), and build/src/TREE-VARIANT a
+# worktree of it (branch 'series' or 'mutant') with the variant's
+# series applied by 'git am' in order: patches/TREE/series for 'patched'
+# (the default), selftests/mutants/TREE/series for 'mutant'. With
+# --unpatched (--variant unpatched) only the pristine tree is prepared.
 # Prints the path of the prepared source tree.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
 variant=patched
-if [ "${1:-}" = --unpatched ]; then
+case "${1:-}" in
+--unpatched)
 	variant=unpatched
 	shift
-fi
-[ $# -eq 1 ] || die "usage: $me [--unpatched] TREE"
+	;;
+--variant)
+	variant=${2:-}
+	shift 2 || true
+	;;
+esac
+[ $# -eq 1 ] || die "usage: $me [--unpatched | --variant VARIANT] TREE"
 tree=$1
 check_tree "$tree"
+check_variant "$variant"
 need_tool git tar xz
 
 # Fixed identities and dates keep the base commit the same on every machine.
@@ -40,7 +49,7 @@ if [ ! -f "$src/.git/uffd-base" ] || [ "$(cat "$src/.git/uffd-base")" != "$stamp
 	timer_start
 	log "unpacking $package $version into $src"
 	mkdir -p "$BUILD/src"
-	rm -rf "$src" "$BUILD/src/$tree-patched"
+	rm -rf "$src" "$BUILD/src/$tree-"*
 	tmp=$(mktemp -d "$BUILD/src/.$tree-unpacking.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
 	tar -xf "$tarball" -C "$tmp" --strip-components=1
@@ -66,8 +75,10 @@ if [ "$variant" = unpatched ]; then
 	exit 0
 fi
 
-wt=$BUILD/src/$tree-patched
-pdir=$PATCHES/$tree
+wt=$BUILD/src/$tree-$variant
+pdir=$(variant_patches "$tree" "$variant")
+[ "$variant" = patched ] || [ -f "$pdir/series" ] ||
+	die "$tree has no $variant variant: $pdir/series does not exist"
 # The series' identity: base, series file and every patch it names.
 series_identity() {
 	local p
@@ -82,7 +93,10 @@ sstamp=$(series_identity | sha256sum | cut -d' ' -f1)
 
 if [ ! -e "$wt/.git" ]; then
 	git -C "$src" worktree prune
-	git -C "$src" worktree add -q -f -B series "$wt" base
+	# Branch 'series' for the series, 'mutant' for the mutants.
+	branch=series
+	[ "$variant" = patched ] || branch=$variant
+	git -C "$src" worktree add -q -f -B "$branch" "$wt" base
 fi
 gitdir=$(git -C "$wt" rev-parse --git-dir)
 if [ -f "$gitdir/uffd-series" ] && [ "$(cat "$gitdir/uffd-series")" = "$sstamp" ] &&
@@ -94,7 +108,7 @@ fi
 timer_start
 rm -f "$gitdir/uffd-series"
 "$TOP/scripts/apply-series.sh" "$wt" "$pdir" ||
-	die "the $tree series does not apply to $package $version"
+	die "$pdir/series does not apply to $package $version"
 echo "$sstamp" >"$gitdir/uffd-series"
 timer_end "prepare-series-$tree"
 echo "$wt"

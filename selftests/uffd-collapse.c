@@ -9,16 +9,32 @@
  *  self         the arming process calls MADV_COLLAPSE on its own mapping;
  *  other        a second process maps the same file, without userfaultfd,
  *               and calls MADV_COLLAPSE on its mapping;
+ *  partial      only the first half of the file is mapped and armed; the
+ *               same process collapses through a second, unarmed mapping
+ *               of the whole file;
+ *  khugepaged   the daemon, with shmem_enabled=always and a 100 ms scan
+ *               sleep, next to an unarmed control file that it must
+ *               collapse (so that "no collapse" means the guard, not an
+ *               idle daemon);
+ *  register_race another process keeps calling MADV_COLLAPSE on the file
+ *               while the range is registered at a random moment: the
+ *               holes there when UFFDIO_REGISTER returned must stay holes;
  *  unregistered after UFFDIO_UNREGISTER, MADV_COLLAPSE must succeed (the
- *               guard must not outlive the registration).
+ *               guard must not outlive the registration);
+ *  closed, unmapped  the same after close(uffd) / munmap of the armed VMA;
+ *  minor_only, wp_only  a MINOR-only or WP-only registration must not
+ *               block the collapse of the file.
  *
- * Invariant for self and other: whatever MADV_COLLAPSE returns (6.1 can
+ * Invariant for the armed cases: whatever MADV_COLLAPSE returns (6.1 can
  * fill the file's holes and then fail to map the huge page), every hole
  * is still a hole (mincore), and reading one raises a MISSING fault whose
- * UFFDIO_COPY is what the read returns, never zeros.
+ * UFFDIO_COPY is what the read returns, never zeros. For the liveness
+ * cases the file collapses: every hole becomes resident.
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +52,21 @@
 
 #define HPAGE		(2UL << 20)
 #define CASE_TIMEOUT	60
+#define KHUGEPAGED_WAIT	20	/* s for the daemon to collapse the control */
 
+static struct test_opts opts = { .rounds = 30, .seconds = 15 };
 static size_t page;
 static int npages;
 
+/*
+ * A 2 MiB memfd with holes at its odd pages, mapped whole at @area; @armed
+ * is the mapping registered with @uffd (the whole @area, or part of it).
+ */
 struct range {
 	int fd;
 	char *area;
+	char *armed;
+	int armed_pages;
 	int uffd;
 };
 
@@ -65,9 +89,11 @@ static char *map_aligned(int fd)
 	return a;
 }
 
-/* Set up the file with holes at odd pages and arm the mapping MISSING. */
-static int setup(struct range *r)
+/* Create the file, write its even pages and leave the odd ones holes. */
+static int make_file(struct range *r)
 {
+	memset(r, 0, sizeof(*r));
+	r->uffd = -1;
 	r->fd = memfd_create("uffd-collapse", 0);
 	if (r->fd < 0 || ftruncate(r->fd, HPAGE)) {
 		diag("memfd: %s", strerror(errno));
@@ -80,41 +106,84 @@ static int setup(struct range *r)
 	}
 	for (int i = 0; i < npages; i += 2)
 		memset(r->area + i * page, pattern(i), page);
-	/* Ask for THP on the mapping: 6.1 wants it for shmem collapse. */
+	/*
+	 * Ask for THP on the mapping, twice: 6.1 enters the mm into
+	 * khugepaged only when the flags it checks already carry it.
+	 */
 	madvise(r->area, HPAGE, MADV_HUGEPAGE);
-	r->uffd = uffd_open_api(0, NULL);
-	if (r->uffd < 0 || uffd_register(r->uffd, r->area, HPAGE,
-					  UFFDIO_REGISTER_MODE_MISSING)) {
-		diag("userfaultfd: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	madvise(r->area, HPAGE, MADV_HUGEPAGE);
 	return CASE_PASS;
 }
 
-/* 0 when every odd page is still a hole in the page cache. */
-static int check_holes(struct range *r, const char *who, int ret, int err)
+/* Register [addr, addr + len) of @r with a new userfaultfd. */
+static int arm(struct range *r, char *addr, size_t len, uint64_t features, uint64_t mode)
 {
-	unsigned char vec[512];
-	int filled = 0, first = -1;
+	r->uffd = uffd_open_api(features, NULL);
+	if (r->uffd < 0) {
+		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
+		     strerror(errno));
+		return CASE_SKIP;
+	}
+	if (uffd_register(r->uffd, addr, len, mode)) {
+		diag("UFFDIO_REGISTER mode %#llx: %s", (unsigned long long)mode, strerror(errno));
+		return errno == EINVAL ? CASE_SKIP : CASE_FAIL;
+	}
+	r->armed = addr;
+	r->armed_pages = len / page;
+	return CASE_PASS;
+}
 
+/* The file with its whole mapping armed MISSING. */
+static int setup(struct range *r)
+{
+	int ret = make_file(r);
+
+	return ret ? ret : arm(r, r->area, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING);
+}
+
+/* Page cache residency of the file's pages, through the whole mapping. */
+static int resident(struct range *r, unsigned char *vec)
+{
 	if (mincore(r->area, HPAGE, vec)) {
 		diag("mincore: %s", strerror(errno));
 		return -1;
 	}
-	for (int i = 1; i < npages; i += 2)
+	return 0;
+}
+
+/* Holes of the file among its first @n pages that are resident now. */
+static int filled_holes(struct range *r, int n, int *first)
+{
+	unsigned char vec[512];
+	int filled = 0;
+
+	if (resident(r, vec))
+		return -1;
+	*first = -1;
+	for (int i = 1; i < n; i += 2)
 		if (vec[i] & 1) {
-			if (first < 0)
-				first = i;
+			if (*first < 0)
+				*first = i;
 			filled++;
 		}
+	return filled;
+}
+
+/* 0 when every hole under the armed mapping is still a hole. */
+static int check_holes(struct range *r, const char *who, int ret, int err)
+{
+	int first, filled = filled_holes(r, r->armed_pages, &first);
+
+	if (filled < 0)
+		return -1;
 	if (filled) {
-		diag("MADV_COLLAPSE from %s returned %d (%s) and filled %d of %d holes, "
+		diag("MADV_COLLAPSE from %s returned %d (%s) and filled %d of %d armed holes, "
 		     "first page %d: the uffd-armed range lost its MISSING faults",
-		     who, ret, ret ? strerror(err) : "success", filled, npages / 2, first);
+		     who, ret, ret ? strerror(err) : "success", filled, r->armed_pages / 2, first);
 		return -1;
 	}
-	diag("MADV_COLLAPSE from %s returned %d (%s); all %d holes still holes",
-	     who, ret, ret ? strerror(err) : "success", npages / 2);
+	diag("MADV_COLLAPSE from %s returned %d (%s); all %d armed holes still holes",
+	     who, ret, ret ? strerror(err) : "success", r->armed_pages / 2);
 	return 0;
 }
 
@@ -134,7 +203,7 @@ static void *read_hole(void *arg)
 /* Reading a hole must fault to the monitor and return what it copies. */
 static int check_fault(struct range *r, int hole)
 {
-	struct reader rd = { .p = (unsigned char *)r->area + hole * page + 7 };
+	struct reader rd = { .p = (unsigned char *)r->armed + hole * page + 7 };
 	unsigned char *src = malloc(page);
 	struct uffd_msg msg;
 	pthread_t thr;
@@ -151,7 +220,7 @@ static int check_fault(struct range *r, int hole)
 		return -1;
 	}
 	memset(src, pattern(hole), page);
-	n = uffd_copy(r->uffd, r->area + hole * page, src, page);
+	n = uffd_copy(r->uffd, r->armed + hole * page, src, page);
 	if (n)
 		diag("page %d: UFFDIO_COPY: %s", hole, strerror(-n));
 	pthread_join(thr, NULL);
@@ -164,7 +233,7 @@ static int check_fault(struct range *r, int hole)
 	return 0;
 }
 
-static int case_self(const struct mem_type *unused)
+static int case_self(void)
 {
 	struct range r;
 	int ret, err;
@@ -180,78 +249,414 @@ static int case_self(const struct mem_type *unused)
 	return CASE_PASS;
 }
 
-static int case_other(const struct mem_type *unused)
+/* MADV_COLLAPSE on @fd from a new process mapping it without userfaultfd. */
+static pid_t collapse_elsewhere(int fd, int *res)
 {
-	struct range r;
-	int status, pipefd[2], res[2] = { -1, 0 };
+	int pipefd[2], out[2] = { -1, 0 };
 	pid_t pid;
 
-	if (setup(&r) || pipe(pipefd))
-		return CASE_FAIL;
+	if (pipe(pipefd))
+		return -1;
 	pid = fork();
 	if (!pid) {
-		/* Another process, mapping the same file without userfaultfd. */
-		char *a = map_aligned(r.fd);
+		char *a = map_aligned(fd);
 
 		if (a)
 			madvise(a, HPAGE, MADV_HUGEPAGE);
-		res[0] = a ? madvise(a, HPAGE, MADV_COLLAPSE) : -1;
-		res[1] = errno;
-		write(pipefd[1], res, sizeof(res));
+		out[0] = a ? madvise(a, HPAGE, MADV_COLLAPSE) : -1;
+		out[1] = errno;
+		write(pipefd[1], out, sizeof(out));
 		_exit(0);
 	}
-	if (read(pipefd[0], res, sizeof(res)) != sizeof(res))
+	if (read(pipefd[0], res, 2 * sizeof(int)) != 2 * sizeof(int))
+		res[0] = -1, res[1] = EPIPE;
+	close(pipefd[0]);
+	close(pipefd[1]);
+	waitpid(pid, NULL, 0);
+	return pid;
+}
+
+static int case_other(void)
+{
+	struct range r;
+	int res[2];
+
+	if (setup(&r) || collapse_elsewhere(r.fd, res) < 0)
 		return CASE_FAIL;
-	waitpid(pid, &status, 0);
 	if (check_holes(&r, "another process", res[0], res[1]) | check_fault(&r, 3))
 		return CASE_FAIL;
 	return CASE_PASS;
 }
 
-static int case_unregistered(const struct mem_type *unused)
+static int case_partial(void)
 {
-	struct uffdio_range range;
 	struct range r;
-	unsigned char vec[512];
-	int ret;
+	char *half;
+	int ret, err;
 
-	if (setup(&r))
+	if (make_file(&r))
 		return CASE_FAIL;
-	range.start = (unsigned long)r.area;
-	range.len = HPAGE;
-	if (ioctl(r.uffd, UFFDIO_UNREGISTER, &range)) {
-		diag("UFFDIO_UNREGISTER: %s", strerror(errno));
+	/* A second VMA, over the first half only, is the armed one. */
+	half = mmap(NULL, HPAGE / 2, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+	if (half == MAP_FAILED) {
+		diag("mmap: %s", strerror(errno));
 		return CASE_FAIL;
 	}
+	ret = arm(&r, half, HPAGE / 2, 0, UFFDIO_REGISTER_MODE_MISSING);
+	if (ret)
+		return ret;
 	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
-	if (ret && errno == EINVAL) {
-		diag("MADV_COLLAPSE not supported here (EINVAL)");
-		return CASE_SKIP;
-	}
-	if (ret) {
-		diag("MADV_COLLAPSE after UFFDIO_UNREGISTER: %s: the guard outlived "
-		     "the registration", strerror(errno));
+	err = errno;
+	if (check_holes(&r, "an unarmed mapping of the whole file", ret, err) |
+	    check_fault(&r, 5))
 		return CASE_FAIL;
+	return CASE_PASS;
+}
+
+/* khugepaged's knobs: saved, set for the case, restored. */
+#define KHUGEPAGED "/sys/kernel/mm/transparent_hugepage/khugepaged/"
+static const char *const thp_knobs[] = {
+	"/sys/kernel/mm/transparent_hugepage/shmem_enabled",
+	KHUGEPAGED "scan_sleep_millisecs",
+	KHUGEPAGED "alloc_sleep_millisecs",
+};
+
+static int knob_rw(const char *path, char *val, size_t len, bool write_it)
+{
+	int fd = open(path, write_it ? O_WRONLY : O_RDONLY);
+	ssize_t n;
+
+	if (fd < 0)
+		return -1;
+	n = write_it ? write(fd, val, strlen(val)) : read(fd, val, len - 1);
+	close(fd);
+	if (n < 0)
+		return -1;
+	if (!write_it) {
+		char *b = strchr(val, '['), *e;
+
+		val[n] = 0;
+		/* "always [never] ..." lists the choices: keep the chosen one. */
+		if (b && (e = strchr(b, ']'))) {
+			*e = 0;
+			memmove(val, b + 1, strlen(b + 1) + 1);
+		}
+		val[strcspn(val, "\n")] = 0;
 	}
-	if (mincore(r.area, HPAGE, vec) || !(vec[1] & 1)) {
-		diag("MADV_COLLAPSE returned 0 but page 1 is still a hole");
+	return 0;
+}
+
+static int case_khugepaged(void)
+{
+	char saved[3][64], set[3][16] = { "always", "100", "100" };
+	char scans[2][32] = { "?", "?" }, thp_enabled[64] = "?";
+	struct range r, control;
+	double t0, t_control = 0;
+	int ret = CASE_FAIL, first, filled = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (knob_rw(thp_knobs[i], saved[i], sizeof(saved[i]), false)) {
+			diag("%s: %s", thp_knobs[i], strerror(errno));
+			return CASE_SKIP;
+		}
+	/* Files first: with shmem_enabled=always a write would fault in a THP. */
+	if (setup(&r) || make_file(&control))
+		return CASE_FAIL;
+	knob_rw(KHUGEPAGED "full_scans", scans[0], sizeof(scans[0]), false);
+	knob_rw("/sys/kernel/mm/transparent_hugepage/enabled", thp_enabled,
+		sizeof(thp_enabled), false);
+	for (int i = 0; i < 3; i++)
+		if (knob_rw(thp_knobs[i], set[i], 0, true))
+			diag("%s <- %s: %s", thp_knobs[i], set[i], strerror(errno));
+	/*
+	 * Enter the mm into khugepaged now that shmem THP is on: mainline
+	 * looks only when the flags change, 6.1 only when they were set.
+	 */
+	for (int i = 0; i < 3; i++) {
+		int advice = i ? MADV_HUGEPAGE : MADV_NOHUGEPAGE;
+
+		madvise(r.area, HPAGE, advice);
+		madvise(control.area, HPAGE, advice);
+	}
+
+	t0 = now();
+	while (now() - t0 < KHUGEPAGED_WAIT) {
+		int cfirst, cfilled = filled_holes(&control, npages, &cfirst);
+
+		filled = filled_holes(&r, npages, &first);
+		if (filled || cfilled < 0)
+			break;
+		if (cfilled == npages / 2 && !t_control)
+			t_control = now() - t0;
+		/* A full scan after the control's collapse covered the armed range too. */
+		if (t_control && now() - t0 > t_control + 2)
+			break;
+		usleep(100000);
+	}
+	for (int i = 0; i < 3; i++)
+		knob_rw(thp_knobs[i], saved[i], 0, true);
+	knob_rw(KHUGEPAGED "full_scans", scans[1], sizeof(scans[1]), false);
+	diag("khugepaged full scans %s -> %s, THP %s, shmem %s", scans[0], scans[1],
+	     thp_enabled, set[0]);
+
+	if (filled > 0)
+		diag("khugepaged filled %d of %d armed holes after %.1f s, first page %d",
+		     filled, npages / 2, now() - t0, first);
+	else if (!t_control)
+		diag("khugepaged did not collapse the unarmed control file in %d s: "
+		     "cannot judge the armed one", KHUGEPAGED_WAIT);
+	else if (!filled)
+		ret = CASE_PASS;
+	if (t_control)
+		diag("khugepaged collapsed the control file after %.1f s", t_control);
+	if (check_fault(&r, 7))
+		ret = CASE_FAIL;
+	return ret;
+}
+
+struct collapser {
+	int fd;
+	/* In shared memory: the collapser is a process. */
+	atomic_int *stop;
+	atomic_int *calls;	/* MADV_COLLAPSE calls started */
+};
+
+/* Collapse the file through another process's mapping until stopped. */
+static pid_t start_collapser(struct collapser *c)
+{
+	pid_t pid = fork();
+
+	if (!pid) {
+		char *a = map_aligned(c->fd);
+
+		if (!a)
+			_exit(1);
+		madvise(a, HPAGE, MADV_HUGEPAGE);
+		while (!atomic_load(c->stop)) {
+			atomic_fetch_add(c->calls, 1);
+			madvise(a, HPAGE, MADV_COLLAPSE);
+		}
+		_exit(0);
+	}
+	return pid;
+}
+
+static int case_register_race(void)
+{
+	atomic_int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
+				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	unsigned int s = opts.seed;
+	int judged = 0, round;
+	double end = now() + opts.seconds;
+
+	struct range cal;
+	double t;
+	int window_us;
+
+	if (shared == MAP_FAILED || make_file(&cal))
+		return CASE_FAIL;
+	/* How long one collapse takes here: registrations land inside it. */
+	t = now();
+	madvise(cal.area, HPAGE, MADV_COLLAPSE);
+	window_us = (now() - t) * 1e6 + 1;
+	diag("one MADV_COLLAPSE takes %d us here", window_us);
+	for (round = 1; round <= opts.rounds && now() < end; round++) {
+		struct collapser c = { .stop = &shared[0], .calls = &shared[1] };
+		unsigned char before[512], after[512];
+		int holes = 0, filled = 0, first = -1, start;
+		struct range r;
+		pid_t pid;
+
+		if (make_file(&r))
+			return CASE_FAIL;
+		c.fd = r.fd;
+		atomic_store(c.stop, 0);
+		atomic_store(c.calls, 0);
+		pid = start_collapser(&c);
+		/* Register at a random point of the collapser's first call. */
+		s = s * 1103515245 + 12345;
+		while (!atomic_load(c.calls) && now() < end)
+			;
+		usleep((s >> 8) % window_us);
+		if (arm(&r, r.area, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING) ||
+		    resident(&r, before)) {
+			kill(pid, SIGKILL);
+			return CASE_FAIL;
+		}
+		/* Let it try again after the registration, then judge. */
+		start = atomic_load(c.calls);
+		while (atomic_load(c.calls) < start + 3 && now() < end + 5)
+			usleep(1000);
+		atomic_store(c.stop, 1);
+		waitpid(pid, NULL, 0);
+		if (resident(&r, after))
+			return CASE_FAIL;
+		for (int i = 1; i < npages; i += 2) {
+			if (before[i] & 1)
+				continue;
+			holes++;
+			if (after[i] & 1) {
+				if (first < 0)
+					first = i;
+				filled++;
+			}
+		}
+		if (holes)
+			judged++;
+		if (filled) {
+			diag("round %d: %d of the %d holes there when UFFDIO_REGISTER returned "
+			     "were filled by a later collapse, first page %d", round, filled,
+			     holes, first);
+			check_fault(&r, first);
+			return CASE_FAIL;
+		}
+		if (holes && check_fault(&r, 1 + 2 * ((s >> 12) % (npages / 2))) &&
+		    !(after[1] & 1))
+			return CASE_FAIL;
+		close(r.uffd);
+		munmap(r.area, HPAGE);
+		close(r.fd);
+	}
+	diag("%d rounds, %d with holes left at registration (the others lost the race "
+	     "to a collapse before it), none filled afterwards", round - 1, judged);
+	if (!judged) {
+		diag("no round registered before the collapse: nothing was judged");
 		return CASE_FAIL;
 	}
 	return CASE_PASS;
 }
 
+/* Once armed and then disarmed by @how, the file must collapse again. */
+enum disarm { UNREGISTER, CLOSE, UNMAP };
+
+static int collapses_after(enum disarm how)
+{
+	static const char *const what[] = { "UFFDIO_UNREGISTER", "close(uffd)", "munmap" };
+	struct uffdio_range range;
+	struct range r;
+	char *armed;
+	int ret, first, filled;
+
+	if (make_file(&r))
+		return CASE_FAIL;
+	/* A separate armed VMA, so that munmap leaves the collapsing one. */
+	armed = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
+	if (armed == MAP_FAILED)
+		return CASE_FAIL;
+	ret = arm(&r, armed, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING);
+	if (ret)
+		return ret;
+	switch (how) {
+	case UNREGISTER:
+		range.start = (unsigned long)armed;
+		range.len = HPAGE;
+		ret = ioctl(r.uffd, UFFDIO_UNREGISTER, &range);
+		break;
+	case CLOSE:
+		ret = close(r.uffd);
+		break;
+	case UNMAP:
+		ret = munmap(armed, HPAGE);
+		break;
+	}
+	if (ret) {
+		diag("%s: %s", what[how], strerror(errno));
+		return CASE_FAIL;
+	}
+	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
+	if (ret) {
+		diag("MADV_COLLAPSE after %s: %s: the guard outlived the registration",
+		     what[how], strerror(errno));
+		return CASE_FAIL;
+	}
+	filled = filled_holes(&r, npages, &first);
+	if (filled != npages / 2) {
+		diag("MADV_COLLAPSE after %s returned 0 but only %d of %d holes are resident",
+		     what[how], filled, npages / 2);
+		return CASE_FAIL;
+	}
+	return CASE_PASS;
+}
+
+static int case_unregistered(void)
+{
+	return collapses_after(UNREGISTER);
+}
+
+static int case_closed(void)
+{
+	return collapses_after(CLOSE);
+}
+
+static int case_unmapped(void)
+{
+	return collapses_after(UNMAP);
+}
+
+/* A registration without MISSING promises no fault for a hole. */
+static int collapses_with(uint64_t features, uint64_t mode, const char *name)
+{
+	struct range r;
+	int ret, err, first, filled;
+
+	if (make_file(&r))
+		return CASE_FAIL;
+	ret = arm(&r, r.area, HPAGE, features, mode);
+	if (ret)
+		return ret;
+	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
+	err = errno;
+	filled = filled_holes(&r, npages, &first);
+	diag("%s registration: MADV_COLLAPSE returned %d (%s), %d of %d holes resident",
+	     name, ret, ret ? strerror(err) : "success", filled, npages / 2);
+	return filled == npages / 2 ? CASE_PASS : CASE_FAIL;
+}
+
+static int case_minor_only(void)
+{
+	return collapses_with(UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR, "MINOR-only");
+}
+
+static int case_wp_only(void)
+{
+	return collapses_with(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, UFFDIO_REGISTER_MODE_WP,
+			      "WP-only");
+}
+
+static const struct {
+	const char *name;
+	int (*fn)(void);
+} cases[] = {
+	{ "madv_collapse.self", case_self },
+	{ "madv_collapse.other", case_other },
+	{ "madv_collapse.partial", case_partial },
+	{ "khugepaged", case_khugepaged },
+	{ "madv_collapse.register_race", case_register_race },
+	{ "madv_collapse.unregistered", case_unregistered },
+	{ "madv_collapse.closed", case_closed },
+	{ "madv_collapse.unmapped", case_unmapped },
+	{ "madv_collapse.minor_only", case_minor_only },
+	{ "madv_collapse.wp_only", case_wp_only },
+};
+
+static int cur;
+
+static int run_cur(const struct mem_type *unused)
+{
+	return cases[cur].fn();
+}
+
 int main(int argc, char **argv)
 {
+	int n = sizeof(cases) / sizeof(cases[0]);
+
 	ksft_print_header();
+	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
 	npages = HPAGE / page;
-	ksft_set_plan(3);
-	report_case("madv_collapse.self", run_case("madv_collapse.self", case_self,
-						   NULL, CASE_TIMEOUT));
-	report_case("madv_collapse.other", run_case("madv_collapse.other", case_other,
-						    NULL, CASE_TIMEOUT));
-	report_case("madv_collapse.unregistered",
-		    run_case("madv_collapse.unregistered", case_unregistered,
-			     NULL, CASE_TIMEOUT));
+	ksft_set_plan(n);
+	for (cur = 0; cur < n; cur++)
+		report_case(cases[cur].name, run_case(cases[cur].name, run_cur, NULL,
+						      opts.seconds + CASE_TIMEOUT));
 	return finish_tests();
 }

@@ -50,8 +50,9 @@
 #define MFD_HUGETLB 0x0004U
 #endif
 
-#define NPAGES		4	/* few pages: each pte is toggled often */
-#define FAULTERS	2
+#define NPAGES		2	/* few pages: each pte is toggled often */
+#define FAULTERS	1
+#define TOGGLE_JITTER_US	200
 #define MAX_REPORTS	3	/* wrong events printed before giving up */
 
 static struct test_opts opts = { .rounds = 1, .seconds = 20 };
@@ -194,11 +195,9 @@ static void *monitor(void *arg)
 			atomic_fetch_add(&st->wrong, 1);
 			continue;
 		}
+		/* The toggler's next unprotect wakes the writer. */
 		if (flags & UFFD_PAGEFAULT_FLAG_WP) {
 			st->wp_faults++;
-			n = wp_range(st, st->area + i * st->page, st->page, false, true);
-			if (n)
-				diag("page %d: write-unprotect: %s", i, strerror(-n));
 			continue;
 		}
 		if ((flags & UFFD_PAGEFAULT_FLAG_WRITE) &&
@@ -227,12 +226,25 @@ static void *toggler(void *arg)
 	struct state *st = arg;
 	size_t len = NPAGES * st->page;
 
+	unsigned int s = st->seed;
+
 	pin(1);
 	while (!st->stop) {
-		int r = wp_range(st, st->area, len, true, false);
+		double until;
+		int r;
 
+		/*
+		 * The unprotect wakes the writer, whose retried fault reads
+		 * the pte a little later; wait a random while before the
+		 * next protect so that its change of the pte sometimes lands
+		 * right on that read.
+		 */
+		r = wp_range(st, st->area, len, true, false);
 		if (!r)
-			r = wp_range(st, st->area, len, false, false);
+			r = wp_range(st, st->area, len, false, true);
+		until = now() + (rnd(&s) % TOGGLE_JITTER_US) / 1e6;
+		while (now() < until)
+			;
 		if (r) {
 			diag("UFFDIO_WRITEPROTECT of the range: %s", strerror(-r));
 			atomic_fetch_add(&st->wrong, 1);
@@ -255,7 +267,12 @@ static void *faulter(void *arg)
 	unsigned int s = st->seed ^ (f->id * 0x9e3779b9);
 	bool seen[NPAGES] = { false };
 
-	pin(f->id);
+	/*
+	 * The faulter shares CPU 0 with the monitor, which runs while the
+	 * faulter waits for it; the toggler has CPU 1 to itself, so its
+	 * protection changes overlap the faults as often as possible.
+	 */
+	pin(0);
 	while (!st->stop) {
 		int i = rnd(&s) % NPAGES;
 		volatile unsigned char *p =

@@ -66,6 +66,10 @@
 
 #include "uffd-common.h"
 
+#ifndef __noreturn
+#define __noreturn	__attribute__((__noreturn__))
+#endif
+
 #define NPAGES		6	/* 0-1 stay, 2-3 are the call's, 4-5 probes */
 #define EVENT_MS	5000	/* an event or a fault must be there by then */
 #define QUIET_MS	200	/* how long "no message" is watched for */
@@ -260,6 +264,12 @@ static int no_message(int uffd, const char *when)
 	return -1;
 }
 
+/* A read the compiler must do: the point of it may be the fault. */
+static unsigned char read_byte(const void *p)
+{
+	return __atomic_load_n((const unsigned char *)p, __ATOMIC_RELAXED);
+}
+
 /* The state letter of @pid in /proc/PID/stat; 0 when it is gone. */
 static char task_state(pid_t pid)
 {
@@ -286,15 +296,16 @@ static char task_state(pid_t pid)
  * release in close()) are watched: stuck STALL_S seconds in one fails the
  * case naming it, which says more than the case's deadline would.
  */
-static const char *volatile stall_what;
-static volatile double stall_since;
+static const char *stall_what;
+static long stall_since_ms;
 
 static void *watchdog(void *unused)
 {
 	for (;;) {
-		const char *what = stall_what;
+		const char *what = __atomic_load_n(&stall_what, __ATOMIC_ACQUIRE);
 
-		if (what && now() - stall_since > STALL_S)
+		if (what && now() * 1000 - __atomic_load_n(&stall_since_ms, __ATOMIC_RELAXED) >
+			    STALL_S * 1000)
 			case_fail_fast("stuck for %d s in %s", STALL_S, what);
 		usleep(100000);
 	}
@@ -307,8 +318,8 @@ static void watch(const char *what)
 
 	if (!thr && pthread_create(&thr, NULL, watchdog, NULL))
 		diag("watchdog: %s", strerror(errno));
-	stall_since = now();
-	stall_what = what;
+	__atomic_store_n(&stall_since_ms, (long)(now() * 1000), __ATOMIC_RELAXED);
+	__atomic_store_n(&stall_what, what, __ATOMIC_RELEASE);
 }
 
 /* 1 when @fd is readable within @ms, else 0. */
@@ -337,18 +348,18 @@ static void target_reply(int sock, long ret, int status)
 }
 
 /* A fork_race child: check that the snapshot's pages came with the fork. */
-static void __attribute__((noreturn)) race_child(const char *area, size_t ps)
+static __noreturn void race_child(const char *area, size_t ps)
 {
 	for (int i = 0; i < race->npages; i++) {
-		const volatile unsigned char *p;
+		const unsigned char *p;
 		unsigned char want = page_byte(race->round, i);
 		size_t off;
 
 		if (!race->snap[i])
 			continue;
-		p = (const volatile unsigned char *)area + i * ps;
+		p = (const unsigned char *)area + i * ps;
 		for (off = 0; off < ps; off++)
-			if (p[off] != want)
+			if (read_byte(p + off) != want)
 				break;
 		if (off == ps)
 			continue;
@@ -356,7 +367,7 @@ static void __attribute__((noreturn)) race_child(const char *area, size_t ps)
 			race->bad[race->nbad].page = i;
 			race->bad[race->nbad].off = off;
 			race->bad[race->nbad].want = want;
-			race->bad[race->nbad].got = p[off];
+			race->bad[race->nbad].got = read_byte(p + off);
 		}
 		race->nbad++;
 	}
@@ -384,7 +395,7 @@ static void do_fork_loop(int sock, const char *area, size_t ps)
 }
 
 /* The target: set up, hand over the uffd, then do what it is told. */
-static void __attribute__((noreturn)) target_main(const struct mem_type *mt, int sock, int npages)
+static __noreturn void target_main(const struct mem_type *mt, int sock, int npages)
 {
 	size_t ps = mt->page_size(), len = npages * ps;
 	struct hello h = { 0 };
@@ -436,14 +447,14 @@ static void __attribute__((noreturn)) target_main(const struct mem_type *mt, int
 			/* The child reads a missing page of its copy, and exits with it. */
 			pid = fork();
 			if (!pid)
-				_exit(*(volatile unsigned char *)c.addr);
+				_exit(read_byte((void *)c.addr));
 			status = 0;
 			if (pid > 0)
 				waitpid(pid, &status, 0);
 			target_reply(sock, pid, status);
 			break;
 		case OP_TOUCH:
-			target_reply(sock, 0, *(volatile unsigned char *)c.addr);
+			target_reply(sock, 0, read_byte((void *)c.addr));
 			break;
 		case OP_FORK_LOOP:
 			do_fork_loop(sock, area, ps);
@@ -746,13 +757,13 @@ static int event_round(const struct mem_type *mt, enum ev_kind kind, int advice,
 			return CASE_FAIL;
 		}
 		if (readable(t.sock, 0)) {
-			diag("%s: %s returned while its %s event was unread: it must wait for the monitor",
+			diag("%s: %s returned with its %s event unread, it must wait",
 			     name, ev_calls[kind], ev);
 			bad = -1;
 		}
 		ret = copy_page(t.uffd, &t, 5, page_byte(0, 5));
 		if (ret != -EAGAIN) {
-			diag("%s: UFFDIO_COPY of page 5 while the %s event was pending returned %d (%s), expected -EAGAIN",
+			diag("%s: UFFDIO_COPY with the %s event pending: %d (%s), expected -EAGAIN",
 			     name, ev, ret, ret ? strerror(-ret) : "success");
 			bad = -1;
 		}
@@ -796,7 +807,7 @@ static int event_round(const struct mem_type *mt, enum ev_kind kind, int advice,
 	}
 	if (kind == EV_FORK && r.ret > 0 &&
 	    (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != page_byte(0, 1))) {
-		diag("%s: the child read %#x from page 1 (wait status %#x), expected the monitor's %#x",
+		diag("%s: the child read %#x from page 1 (wait status %#x), expected %#x",
 		     name, WEXITSTATUS(r.status), r.status, page_byte(0, 1));
 		bad = -1;
 	}
@@ -1174,9 +1185,10 @@ static int race_serve_child(struct target *t, int ufd, struct race_stats *s)
 		}
 		page = (msg.arg.pagefault.address - t->area) / t->ps;
 		if (s->reported++ < RACE_MAX_BAD)
-			diag("round %u: page %d: UFFDIO_COPY returned 0 before the fork event was read (%s snapshot), but the child took a MISSING fault on it",
+			diag("round %u: page %d (%s): MISSING fault in the child",
 			     race->round, page, page >= 0 && page < race->npages &&
-			     race->snap[page] ? "in the" : "NOT in the");
+			     race->snap[page] ? "copied before the fork event was read" :
+			     "not in the snapshot");
 		bad = -1;
 		/* Let the child go on: it will find the marker, not the page. */
 		n = copy_page(ufd, t, page, MARKER);
@@ -1313,7 +1325,7 @@ static int case_fork_race(const struct mem_type *mt)
 			break;
 		s.rounds++;
 	}
-	diag("fork_race.%s: %d rounds, %d forks (%d with the range partly copied), %ld pages checked in children, %ld COPY -EAGAIN",
+	diag("fork_race.%s: %d rounds, %d forks (%d partly copied), %ld pages checked, %ld EAGAIN",
 	     mt->name, s.rounds, s.forks, s.partial, s.checked, s.eagain);
 	if (ret == CASE_PASS && !s.partial)
 		diag("fork_race.%s: no fork came while the range was partly copied", mt->name);
@@ -1337,7 +1349,7 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	int ncases = sizeof(cases) / sizeof(cases[0]);
+	int ncases = ARRAY_SIZE(cases);
 	char name[64];
 
 	ksft_print_header();

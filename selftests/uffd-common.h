@@ -10,7 +10,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/types.h>
 #include <linux/userfaultfd.h>
 
 #include "kselftest.h"
@@ -69,16 +68,6 @@ int uffd_copy(int uffd, void *dst, const void *src, size_t len);
  * timeout, -1 on error (errno set).
  */
 int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
-
-/*
- * Pass a descriptor between processes, as a userfaultfd monitor gets the
- * uffd of the process it serves. send_fd() sends @len bytes of @data (at
- * least one) with @fd attached unless @fd is negative: 0, or -1 and errno.
- * recv_fd() receives up to @len bytes into @data and the descriptor into
- * *@fd (-1 when none came, else close-on-exec): the bytes read, or -1.
- */
-int send_fd(int sock, int fd, const void *data, size_t len);
-ssize_t recv_fd(int sock, int *fd, void *data, size_t len);
 
 /*
  * Run @fn(@arg) in a child process with a deadline of @timeout_s seconds

@@ -4,11 +4,13 @@
  * documentation promises around them (seeds 001 and 002).
  *
  * A target process opens a userfaultfd with UFFD_FEATURE_EVENT_FORK,
- * _REMAP, _REMOVE and _UNMAP, registers NPAGES pages MISSING, hands the
- * uffd to the monitor (this test) over a unix socket (SCM_RIGHTS) and then
- * does what the monitor asks. The uffd belongs to the target's mm, as a
- * CRIU or postcopy monitor's does: that is what the exit cases need. The
- * cases, each over anon, shmem and hugetlb:
+ * _REMAP, _REMOVE and _UNMAP, registers NPAGES pages MISSING, lets the
+ * monitor (this test) take the uffd with pidfd_getfd() and then does what
+ * the monitor asks through a pipe. The uffd belongs to the target's mm, as
+ * a CRIU or postcopy monitor's does: that is what the exit cases need.
+ * (pidfd_getfd() rather than SCM_RIGHTS: the bench's kernels have no
+ * networking, so no unix sockets.) The cases, each over anon, shmem and
+ * hugetlb:
  *
  *  fork, remap, remove, unmap
  *	the target forks, moves pages 2-3 elsewhere (mremap), drops them
@@ -61,7 +63,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
-#include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 
 #include "uffd-common.h"
@@ -87,7 +89,7 @@
 static struct test_opts opts = { .rounds = 1000, .seconds = 4 };
 
 /* What the monitor asks of the target. */
-enum op { OP_EXIT, OP_MUNMAP, OP_MADVISE, OP_MREMAP, OP_FORK, OP_TOUCH, OP_FORK_LOOP };
+enum op { OP_EXIT, OP_DROP_UFFD, OP_MUNMAP, OP_MADVISE, OP_MREMAP, OP_FORK, OP_TOUCH, OP_FORK_LOOP };
 
 struct cmd {
 	int op;
@@ -101,9 +103,10 @@ struct reply {
 	int status;	/* OP_FORK: the child's wait status; OP_TOUCH: the byte */
 };
 
-/* The target's first message, with the uffd attached. */
+/* The target's first message. */
 struct hello {
-	int err;	/* errno when setup failed (no uffd attached) */
+	int fd;		/* its uffd, for pidfd_getfd() */
+	int err;	/* errno when setup failed (no uffd then) */
 	int skip;	/* and whether that means the type is unavailable */
 	char what[40];	/* what failed */
 	unsigned long area, spare;
@@ -112,7 +115,7 @@ struct hello {
 struct target {
 	const struct mem_type *mt;
 	pid_t pid;
-	int sock;
+	int cmd, rep;		/* pipes to the target and back */
 	int uffd;		/* the monitor's reference */
 	size_t ps;
 	unsigned long area;	/* registered pages, in the target's mm */
@@ -334,17 +337,18 @@ static int readable(int fd, int ms)
 	return r > 0;
 }
 
-static void send_all(int sock, const void *buf, size_t len)
+/* Messages are records of at most PIPE_BUF bytes: pipes keep them whole. */
+static void write_all(int fd, const void *buf, size_t len)
 {
-	if (send(sock, buf, len, MSG_NOSIGNAL) != (ssize_t)len)
+	if (write(fd, buf, len) != (ssize_t)len)
 		_exit(2);
 }
 
-static void target_reply(int sock, long ret, int status)
+static void target_reply(int out, long ret, int status)
 {
 	struct reply r = { .ret = ret, .err = ret < 0 ? errno : 0, .status = status };
 
-	send_all(sock, &r, sizeof(r));
+	write_all(out, &r, sizeof(r));
 }
 
 /* A fork_race child: check that the snapshot's pages came with the fork. */
@@ -375,7 +379,7 @@ static __noreturn void race_child(const char *area, size_t ps)
 	_exit(0);
 }
 
-static void do_fork_loop(int sock, const char *area, size_t ps)
+static void do_fork_loop(int out, const char *area, size_t ps)
 {
 	int forks = 0, status;
 	pid_t pid;
@@ -385,17 +389,17 @@ static void do_fork_loop(int sock, const char *area, size_t ps)
 		if (!pid)
 			race_child(area, ps);
 		if (pid < 0) {
-			target_reply(sock, -1, forks);
+			target_reply(out, -1, forks);
 			return;
 		}
 		waitpid(pid, &status, 0);
 		forks++;
 	}
-	target_reply(sock, 0, forks);
+	target_reply(out, 0, forks);
 }
 
 /* The target: set up, hand over the uffd, then do what it is told. */
-static __noreturn void target_main(const struct mem_type *mt, int sock, int npages)
+static __noreturn void target_main(const struct mem_type *mt, int in, int out, int npages)
 {
 	size_t ps = mt->page_size(), len = npages * ps;
 	struct hello h = { 0 };
@@ -423,25 +427,29 @@ static __noreturn void target_main(const struct mem_type *mt, int sock, int npag
 	h.area = (unsigned long)area;
 	/* mremap of hugetlb wants an aligned destination */
 	h.spare = ((unsigned long)spare + ps - 1) & ~(ps - 1);
-	if (send_fd(sock, h.err ? -1 : uffd, &h, sizeof(h)) || h.err)
+	h.fd = uffd;
+	write_all(out, &h, sizeof(h));
+	if (h.err)
 		_exit(0);
-	/* The monitor's must be the only reference: see unread_close. */
-	close(uffd);
 
-	while (recv(sock, &c, sizeof(c), 0) == sizeof(c)) {
+	while (read(in, &c, sizeof(c)) == sizeof(c)) {
 		switch (c.op) {
 		case OP_EXIT:
 			_exit(0);
+		case OP_DROP_UFFD:
+			/* The monitor's must be the only reference: see unread_close. */
+			target_reply(out, close(uffd), 0);
+			break;
 		case OP_MUNMAP:
-			target_reply(sock, munmap((void *)c.addr, c.len), 0);
+			target_reply(out, munmap((void *)c.addr, c.len), 0);
 			break;
 		case OP_MADVISE:
-			target_reply(sock, madvise((void *)c.addr, c.len, c.advice), 0);
+			target_reply(out, madvise((void *)c.addr, c.len, c.advice), 0);
 			break;
 		case OP_MREMAP:
 			p = mremap((void *)c.addr, c.len, c.len, MREMAP_MAYMOVE | MREMAP_FIXED,
 				   (void *)c.to);
-			target_reply(sock, p == MAP_FAILED ? -1 : 0, 0);
+			target_reply(out, p == MAP_FAILED ? -1 : 0, 0);
 			break;
 		case OP_FORK:
 			/* The child reads a missing page of its copy, and exits with it. */
@@ -451,65 +459,97 @@ static __noreturn void target_main(const struct mem_type *mt, int sock, int npag
 			status = 0;
 			if (pid > 0)
 				waitpid(pid, &status, 0);
-			target_reply(sock, pid, status);
+			target_reply(out, pid, status);
 			break;
 		case OP_TOUCH:
-			target_reply(sock, 0, read_byte((void *)c.addr));
+			target_reply(out, 0, read_byte((void *)c.addr));
 			break;
 		case OP_FORK_LOOP:
-			do_fork_loop(sock, area, ps);
+			do_fork_loop(out, area, ps);
 			break;
 		}
 	}
 	_exit(0);
 }
 
+static void target_send(struct target *t, const struct cmd *c)
+{
+	if (write(t->cmd, c, sizeof(*c)) != sizeof(*c))
+		diag("write to the target: %s", strerror(errno));
+}
+
+static void target_close(struct target *t)
+{
+	close(t->cmd);
+	close(t->rep);
+	if (t->uffd >= 0)
+		close(t->uffd);
+	t->uffd = -1;
+}
+
+static void target_abort(struct target *t);
+
 /* Start a target with @npages registered pages: CASE_PASS, _SKIP or _FAIL. */
 static int target_start(struct target *t, const struct mem_type *mt, int npages)
 {
+	struct cmd c = { .op = OP_DROP_UFFD };
+	int down[2], up[2], pidfd, status;
 	struct hello h;
-	int sv[2], status;
+	struct reply r;
 
 	memset(t, 0, sizeof(*t));
 	t->mt = mt;
 	t->ps = mt->page_size();
 	t->uffd = -1;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sv)) {
-		diag("socketpair: %s", strerror(errno));
+	if (pipe2(down, O_CLOEXEC) || pipe2(up, O_CLOEXEC)) {
+		diag("pipe: %s", strerror(errno));
 		return CASE_FAIL;
 	}
 	fflush(stdout);
 	fflush(stderr);
 	t->pid = fork();
 	if (!t->pid) {
-		close(sv[0]);
-		target_main(mt, sv[1], npages);
+		close(down[1]);
+		close(up[0]);
+		target_main(mt, down[0], up[1], npages);
 	}
-	close(sv[1]);
-	t->sock = sv[0];
+	close(down[0]);
+	close(up[1]);
+	t->cmd = down[1];
+	t->rep = up[0];
 	if (t->pid < 0) {
 		diag("fork: %s", strerror(errno));
 		return CASE_FAIL;
 	}
-	if (!readable(t->sock, EVENT_MS) ||
-	    recv_fd(t->sock, &t->uffd, &h, sizeof(h)) != sizeof(h)) {
-		diag("%s: the target sent no uffd", mt->name);
+	if (!readable(t->rep, EVENT_MS) || read(t->rep, &h, sizeof(h)) != sizeof(h)) {
+		diag("%s: the target did not start", mt->name);
 		return CASE_FAIL;
 	}
-	if (h.err || t->uffd < 0) {
+	if (h.err) {
 		diag("%s: target: %s: %s", mt->name, h.what, strerror(h.err));
 		waitpid(t->pid, &status, 0);
+		target_close(t);
 		return h.skip ? CASE_SKIP : CASE_FAIL;
+	}
+	pidfd = syscall(__NR_pidfd_open, t->pid, 0);
+	if (pidfd >= 0) {
+		t->uffd = syscall(__NR_pidfd_getfd, pidfd, h.fd, 0);
+		close(pidfd);
+	}
+	if (t->uffd < 0) {
+		diag("pidfd_open, pidfd_getfd: %s", strerror(errno));
+		target_abort(t);
+		return CASE_FAIL;
+	}
+	target_send(t, &c);
+	if (!readable(t->rep, EVENT_MS) || read(t->rep, &r, sizeof(r)) != sizeof(r) || r.ret) {
+		diag("the target could not close its uffd");
+		target_abort(t);
+		return CASE_FAIL;
 	}
 	t->area = h.area;
 	t->spare = h.spare;
 	return CASE_PASS;
-}
-
-static void target_send(struct target *t, const struct cmd *c)
-{
-	if (send(t->sock, c, sizeof(*c), MSG_NOSIGNAL) != sizeof(*c))
-		diag("send to the target: %s", strerror(errno));
 }
 
 /*
@@ -547,8 +587,8 @@ static int target_reap(struct target *t, double t0, const char *what)
 static int target_wait(struct target *t, double t0, const char *what, struct reply *r)
 {
 	while (now() < t0 + REAP_S) {
-		if (readable(t->sock, 2)) {
-			if (recv(t->sock, r, sizeof(*r), 0) == sizeof(*r))
+		if (readable(t->rep, 2)) {
+			if (read(t->rep, r, sizeof(*r)) == sizeof(*r))
 				return 0;
 			diag("%s: the target died (state %c)", what, task_state(t->pid) ?: '-');
 			return -1;
@@ -571,9 +611,7 @@ static int target_finish(struct target *t)
 	bad |= target_reap(t, now(), "exit");
 	if (t->uffd >= 0)
 		bad |= no_message(t->uffd, "after the target exited");
-	close(t->sock);
-	if (t->uffd >= 0)
-		close(t->uffd);
+	target_close(t);
 	return bad;
 }
 
@@ -585,9 +623,7 @@ static void target_abort(struct target *t)
 		kill(t->pid, SIGKILL);
 		waitpid(t->pid, &status, 0);
 	}
-	close(t->sock);
-	if (t->uffd >= 0)
-		close(t->uffd);
+	target_close(t);
 }
 
 /* Page @i of the target's range. */
@@ -673,14 +709,14 @@ static int wait_event(struct target *t, struct reply *r)
 {
 	struct pollfd pfd[2] = {
 		{ .fd = t->uffd, .events = POLLIN },
-		{ .fd = t->sock, .events = POLLIN },
+		{ .fd = t->rep, .events = POLLIN },
 	};
 
 	if (poll(pfd, 2, EVENT_MS) <= 0)
 		return -1;
 	if (pfd[0].revents & POLLIN)
 		return 1;
-	if (recv(t->sock, r, sizeof(*r), 0) != sizeof(*r))
+	if (read(t->rep, r, sizeof(*r)) != sizeof(*r))
 		return -1;
 	return 0;
 }
@@ -756,7 +792,7 @@ static int event_round(const struct mem_type *mt, enum ev_kind kind, int advice,
 			target_abort(&t);
 			return CASE_FAIL;
 		}
-		if (readable(t.sock, 0)) {
+		if (readable(t.rep, 0)) {
 			diag("%s: %s returned with its %s event unread, it must wait",
 			     name, ev_calls[kind], ev);
 			bad = -1;
@@ -902,8 +938,7 @@ static int case_exit_copy(const struct mem_type *mt)
 	}
 	bad |= no_message(t.uffd, "exit: after the target exited");
 	bad |= copy_after_exit(&t, "exit");
-	close(t.uffd);
-	close(t.sock);
+	target_close(&t);
 
 	/* A target killed while blocked in a MISSING fault. */
 	ret = target_start(&t, mt, NPAGES);
@@ -928,8 +963,7 @@ static int case_exit_copy(const struct mem_type *mt)
 	}
 	bad |= no_message(t.uffd, "kill: after the target was killed");
 	bad |= copy_after_exit(&t, "kill");
-	close(t.uffd);
-	close(t.sock);
+	target_close(&t);
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
@@ -986,8 +1020,7 @@ static int unread_round(const struct mem_type *mt, enum ev_kind kind, enum unrea
 		/* The waiter withdraws its event when it dies. */
 		bad |= no_message(t.uffd, when);
 		bad |= copy_after_exit(&t, when);
-		close(t.uffd);
-		close(t.sock);
+		target_close(&t);
 		return bad ? CASE_FAIL : CASE_PASS;
 	case BY_CLOSE:
 		watch("close(uffd) with an event unread");
@@ -1246,7 +1279,7 @@ static int race_round(const struct mem_type *mt, unsigned int round, unsigned in
 
 		if (atomic_load(&cp->done))
 			atomic_store(&race->stop, 1);
-		if (atomic_load(&race->stop) && readable(t.sock, 0))
+		if (atomic_load(&race->stop) && readable(t.rep, 0))
 			break;
 		if (now() > end) {
 			diag("round %u: no end after 20 s (%d forks)", round, s->forks);
@@ -1298,7 +1331,7 @@ static int race_round(const struct mem_type *mt, unsigned int round, unsigned in
 		target_abort(&t);
 		return CASE_FAIL;
 	}
-	if (recv(t.sock, &r, sizeof(r), 0) != sizeof(r) || r.ret < 0) {
+	if (read(t.rep, &r, sizeof(r)) != sizeof(r) || r.ret < 0) {
 		diag("round %u: the target's fork loop failed", round);
 		target_abort(&t);
 		return CASE_FAIL;

@@ -47,7 +47,9 @@
  * target has exited, nothing can be read from its uffd.
  *
  * fork_race is randomised (-s SEED replays it) and runs up to -r ROUNDS
- * or -t SECONDS per memory type; the other cases are deterministic.
+ * or -t SECONDS per memory type; the other cases are deterministic. On
+ * hugetlb the calls act on a VMA of their own unless -a is given: then they
+ * split one, which makes 6.1.192 warn (see map_unsplit()).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -89,7 +91,10 @@
 static struct test_opts opts = { .rounds = 1000, .seconds = 4 };
 
 /* What the monitor asks of the target. */
-enum op { OP_EXIT, OP_DROP_UFFD, OP_MUNMAP, OP_MADVISE, OP_MREMAP, OP_FORK, OP_TOUCH, OP_FORK_LOOP };
+enum op {
+	OP_EXIT, OP_DROP_UFFD, OP_MUNMAP, OP_MADVISE, OP_MREMAP, OP_FORK, OP_TOUCH,
+	OP_FORK_LOOP,
+};
 
 struct cmd {
 	int op;
@@ -398,6 +403,31 @@ static void do_fork_loop(int out, const char *area, size_t ps)
 	target_reply(out, 0, forks);
 }
 
+/*
+ * hugetlb, unless -a: pages 2-3 come from a second file, so that they are a
+ * VMA of their own and the calls on them never split a VMA. 6.1.192 warns
+ * (lockdep) on every hugetlb VMA split, uffd or not: its backport of
+ * hugetlb_split() runs in __vma_adjust() before i_mmap_rwsem is taken.
+ */
+static char *map_unsplit(size_t ps)
+{
+	int a = memfd_create("uffd-events", MFD_HUGETLB);
+	int b = memfd_create("uffd-events", MFD_HUGETLB);
+	char *p = mmap(NULL, (NPAGES + 1) * ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	const int prot = PROT_READ | PROT_WRITE, fl = MAP_SHARED | MAP_FIXED;
+
+	if (a < 0 || b < 0 || p == MAP_FAILED || ftruncate(a, 4 * ps) || ftruncate(b, 2 * ps))
+		return NULL;
+	p = (char *)(((unsigned long)p + ps - 1) & ~(ps - 1));
+	if (mmap(p, 2 * ps, prot, fl, a, 0) == MAP_FAILED ||
+	    mmap(p + 2 * ps, 2 * ps, prot, fl, b, 0) == MAP_FAILED ||
+	    mmap(p + 4 * ps, 2 * ps, prot, fl, a, 2 * ps) == MAP_FAILED)
+		return NULL;
+	close(a);
+	close(b);
+	return p;
+}
+
 /* The target: set up, hand over the uffd, then do what it is told. */
 static __noreturn void target_main(const struct mem_type *mt, int in, int out, int npages)
 {
@@ -409,7 +439,10 @@ static __noreturn void target_main(const struct mem_type *mt, int in, int out, i
 	pid_t pid;
 	void *p;
 
-	area = mt->map(len);
+	if (npages == NPAGES && !opts.all_types && !strcmp(mt->name, "hugetlb"))
+		area = map_unsplit(ps);
+	else
+		area = mt->map(len);
 	spare = mmap(NULL, len + ps, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
 		     -1, 0);
 	if (!area || spare == MAP_FAILED) {

@@ -920,10 +920,12 @@ static int case_remap(const struct mem_type *mt)
 
 static int case_remove(const struct mem_type *mt)
 {
-	int ret = event_round(mt, EV_REMOVE, drop_advice(mt), "MADV_DROP");
+	int ret = CASE_PASS;
 
-	/* MADV_DONTNEED on shared memory raises the same event. */
-	if (ret == CASE_PASS && !is_anon(mt))
+	/* Both drop shared memory's pages, and both raise REMOVE. */
+	if (!is_anon(mt))
+		ret = event_round(mt, EV_REMOVE, MADV_REMOVE, "MADV_REMOVE");
+	if (ret == CASE_PASS)
 		ret = event_round(mt, EV_REMOVE, MADV_DONTNEED, "MADV_DONTNEED");
 	return ret;
 }
@@ -1215,7 +1217,7 @@ out:
 struct race_stats {
 	int rounds, forks, partial;
 	long checked, eagain;
-	int reported;
+	int faults_shown, wrong_shown;	/* at most RACE_MAX_BAD lines each */
 };
 
 /*
@@ -1225,8 +1227,8 @@ struct race_stats {
 static int race_serve_child(struct target *t, int ufd, struct race_stats *s)
 {
 	double end = now() + EVENT_MS / 1000.0;
+	int bad = 0, n, page, faults = 0, snapped = 0;
 	struct uffd_msg msg;
-	int bad = 0, n, page;
 
 	while (!atomic_load(&race->child_done)) {
 		if (now() > end) {
@@ -1250,7 +1252,8 @@ static int race_serve_child(struct target *t, int ufd, struct race_stats *s)
 			continue;
 		}
 		page = (msg.arg.pagefault.address - t->area) / t->ps;
-		if (s->reported++ < RACE_MAX_BAD)
+		faults++;
+		if (s->faults_shown++ < RACE_MAX_BAD)
 			diag("round %u: page %d (%s): MISSING fault in the child",
 			     race->round, page, page >= 0 && page < race->npages &&
 			     race->snap[page] ? "copied before the fork event was read" :
@@ -1265,11 +1268,20 @@ static int race_serve_child(struct target *t, int ufd, struct race_stats *s)
 		}
 	}
 	for (int i = 0; i < race->nbad && i < RACE_MAX_BAD; i++) {
-		if (s->reported++ < RACE_MAX_BAD)
-			diag("round %u: page %d offset %d: the child read %#x, expected %#x",
+		if (s->wrong_shown++ < RACE_MAX_BAD)
+			diag("round %u: page %d offset %d: the child read %#x, expected %#x%s",
 			     race->round, race->bad[i].page, race->bad[i].off,
-			     race->bad[i].got, race->bad[i].want);
+			     race->bad[i].got, race->bad[i].want,
+			     race->bad[i].got == MARKER ? " (the marker: the page was missing)" :
+			     "");
 		bad = -1;
+	}
+	if (bad) {
+		for (int i = 0; i < race->npages; i++)
+			snapped += race->snap[i];
+		/* The snapshot: pages copied before the fork event was read. */
+		diag("round %u, fork %d: %d of the %d snapshot pages wrong in the child, %d faults",
+		     race->round, s->forks, race->nbad, snapped, faults);
 	}
 	return bad;
 }

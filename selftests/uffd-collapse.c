@@ -333,11 +333,13 @@ static int knob_rw(const char *path, char *val, size_t len, bool write_it)
 	if (n < 0)
 		return -1;
 	if (!write_it) {
-		char *b = strchr(val, '['), *e;
+		char *b, *e;
 
 		val[n] = 0;
 		/* "always [never] ..." lists the choices: keep the chosen one. */
-		if (b && (e = strchr(b, ']'))) {
+		b = strchr(val, '[');
+		e = b ? strchr(b, ']') : NULL;
+		if (e) {
 			*e = 0;
 			memmove(val, b + 1, strlen(b + 1) + 1);
 		}
@@ -648,7 +650,7 @@ static int run_cur(const struct mem_type *unused)
 
 int main(int argc, char **argv)
 {
-	int n = sizeof(cases) / sizeof(cases[0]);
+	int n = ARRAY_SIZE(cases);
 
 	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);

@@ -399,7 +399,7 @@ static int case_wp_recheck(const struct mem_type *unused)
 
 int main(int argc, char **argv)
 {
-	int n = sizeof(cases) / sizeof(cases[0]);
+	int n = ARRAY_SIZE(cases);
 
 	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);

@@ -45,6 +45,7 @@ for t in $tests; do
 	name=${t%%:*}
 	limit=${t#*:}
 	rm -f /tmp/rc /tmp/pid
+	t0=$(cut -d' ' -f1 /proc/uptime)
 	echo "# selftests: uffd-robust: $name"
 	# awk, not sed: sed holds each line back until it has read the next.
 	(
@@ -74,6 +75,7 @@ for t in $tests; do
 			kill $pipe 2>/dev/null
 		fi
 		rc=$(cat /tmp/rc)
+		echo "# uffd-bench: $name took $(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime) s"
 		case $rc in
 		0) echo "ok $i selftests: uffd-robust: $name" ;;
 		4) echo "ok $i selftests: uffd-robust: $name # SKIP" ;;

@@ -29,6 +29,9 @@ esac
 tree=$1
 check_tree "$tree"
 check_variant "$variant"
+pdir=$(variant_patches "$tree" "$variant")
+[ "$variant" != mutant ] || [ -f "$pdir/series" ] ||
+	die "$tree has no $variant variant: $pdir/series does not exist"
 need_tool git tar xz
 
 # Fixed identities and dates keep the base commit the same on every machine.
@@ -76,9 +79,6 @@ if [ "$variant" = unpatched ]; then
 fi
 
 wt=$BUILD/src/$tree-$variant
-pdir=$(variant_patches "$tree" "$variant")
-[ "$variant" = patched ] || [ -f "$pdir/series" ] ||
-	die "$tree has no $variant variant: $pdir/series does not exist"
 # The series' identity: base, series file and every patch it names.
 series_identity() {
 	local p

@@ -53,6 +53,15 @@ void parse_test_opts(int argc, char **argv, struct test_opts *o);
 /* Seconds on CLOCK_MONOTONIC. */
 double now(void);
 
+/* Next number of a small PRNG: a run replays from its printed seed. */
+unsigned int rnd(unsigned int *state);
+
+/*
+ * Pin the calling thread to CPU @cpu modulo the CPUs online, so that racing
+ * threads really run at once; nothing to do with a single CPU.
+ */
+void pin_to_cpu(int cpu);
+
 /* Print a diagnostic line (TAP comment) from a test or a case child. */
 #define diag(fmt, ...) ksft_print_msg(fmt "\n", ##__VA_ARGS__)
 

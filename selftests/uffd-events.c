@@ -147,12 +147,6 @@ static struct race {
 	unsigned char snap[RACE_MAX_PAGES];	/* must be in the child */
 } *race;
 
-static unsigned int rnd(unsigned int *state)
-{
-	*state = *state * 1103515245 + 12345;
-	return *state >> 8;
-}
-
 /* Content of page @i: never 0, so a zero page never passes for it. */
 static unsigned char page_byte(unsigned int round, int i)
 {

@@ -28,7 +28,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -68,12 +67,6 @@ struct round {
 	double t_released;	/* when the monitor had exited, 0 until then */
 };
 
-static unsigned int rnd(unsigned int *state)
-{
-	*state = *state * 1103515245 + 12345;
-	return *state >> 8;
-}
-
 /*
  * Each GUP call spans an even page, kept present, and the odd page after
  * it, which the zapper keeps dropping: the call holds mmap_lock while it
@@ -86,16 +79,6 @@ static unsigned int rnd(unsigned int *state)
  * CPU 1: a GUP that spins without rescheduling (6.1's hugetlb GUP loop
  * does) must not take every CPU from the thread that detects it.
  */
-static void pin_to(int cpu)
-{
-	cpu_set_t set;
-
-	if (sysconf(_SC_NPROCESSORS_ONLN) < 2)
-		return;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
 
 static void *gup_thread(void *arg)
 {
@@ -106,7 +89,7 @@ static void *gup_thread(void *arg)
 
 	if (!buf)
 		return NULL;
-	pin_to(0);
+	pin_to_cpu(0);
 	while (!atomic_load(&r->stop)) {
 		char *addr = r->area + 2 * (rnd(&state) % (r->npages / 2)) * r->page;
 		struct iovec local = { buf, len }, remote = { addr, len };
@@ -220,7 +203,7 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 
 	r.npages = r.page > 65536 ? 6 : 64;
 	/* Threads created below inherit this; GUP threads move to CPU 0. */
-	pin_to(1);
+	pin_to_cpu(1);
 	r.area = mt->map(r.npages * r.page);
 	if (!r.area) {
 		diag("%s: cannot map %zu bytes: %s", mt->name, r.npages * r.page,

@@ -40,7 +40,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
-#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -106,21 +105,6 @@ static unsigned char pattern(int i)
 	return (unsigned char)(0xa0 + i);
 }
 
-static unsigned int rnd(unsigned int *s)
-{
-	*s = *s * 1103515245 + 12345;
-	return *s >> 8;
-}
-
-static void pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu % sysconf(_SC_NPROCESSORS_ONLN), &set);
-	sched_setaffinity(0, sizeof(set), &set);
-}
-
 static int wp_range(struct state *st, char *addr, size_t len, bool wp, bool wake)
 {
 	struct uffdio_writeprotect w = {
@@ -173,7 +157,7 @@ static void *monitor(void *arg)
 	struct state *st = arg;
 	struct uffd_msg msg;
 
-	pin(0);
+	pin_to_cpu(0);
 	while (!st->stop_monitor) {
 		unsigned long addr;
 		uint64_t flags;
@@ -233,7 +217,7 @@ static void *toggler(void *arg)
 
 	unsigned int s = st->seed;
 
-	pin(1);
+	pin_to_cpu(1);
 	while (!st->stop) {
 		double until;
 		int r;
@@ -277,7 +261,7 @@ static void *faulter(void *arg)
 	 * faulter waits for it; the toggler has CPU 1 to itself, so its
 	 * protection changes overlap the faults as often as possible.
 	 */
-	pin(0);
+	pin_to_cpu(0);
 	while (!st->stop) {
 		int i = rnd(&s) % NPAGES;
 		volatile unsigned char *p =

@@ -64,6 +64,9 @@ expect "build-kernel.sh rejects an unknown tree" 1 "error: unknown tree 'nosuch'
 	scripts/build-kernel.sh nosuch patched
 expect "build-kernel.sh rejects an unknown variant" 1 "error: unknown variant 'half'" \
 	scripts/build-kernel.sh 6.1 half
+expect "prepare-tree.sh names a tree without mutants" 1 \
+	"error: mainline has no mutant variant: .*selftests/mutants/mainline/series does not exist" \
+	scripts/prepare-tree.sh --variant mutant mainline
 expect "run-vm.sh rejects an unknown tree" 1 "error: unknown tree 'nosuch'" \
 	scripts/run-vm.sh nosuch patched
 expect "run-vm.sh names a missing kernel" 1 "error: no kernel at" \

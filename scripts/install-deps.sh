@@ -11,7 +11,8 @@ pkgs=(
 	build-essential gcc make flex bison bc perl python3 kmod cpio xz-utils
 	libelf-dev libssl-dev dwarves rsync git file ccache
 	qemu-system-x86 busybox-static
-	sparse coccinelle
+	sparse coccinelle python3-ply
+	libcap-dev libnuma-dev
 )
 
 missing=()

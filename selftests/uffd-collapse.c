@@ -44,7 +44,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "uffd-common.h"
+#include "uffd-race-common.h"
 
 #ifndef MADV_COLLAPSE
 #define MADV_COLLAPSE 25

@@ -68,7 +68,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "uffd-common.h"
+#include "uffd-race-common.h"
 
 #ifndef __noreturn
 #define __noreturn	__attribute__((__noreturn__))

@@ -36,7 +36,7 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
-#include "uffd-common.h"
+#include "uffd-race-common.h"
 
 #define GUP_THREADS	3
 #define PROBE_TIMEOUT	5	/* s: mmap_lock must be free again by then */

@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 
-#include "uffd-common.h"
+#include "uffd-race-common.h"
 
 #define CASE_TIMEOUT	30
 

@@ -48,7 +48,7 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "uffd-common.h"
+#include "uffd-race-common.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U

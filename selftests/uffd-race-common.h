@@ -4,8 +4,8 @@
  * handshaking a userfaultfd, the memory types the tests run over, and
  * running one test case in a child so a hang or crash stays contained.
  */
-#ifndef UFFD_COMMON_H
-#define UFFD_COMMON_H
+#ifndef UFFD_RACE_COMMON_H
+#define UFFD_RACE_COMMON_H
 
 #include <stdbool.h>
 #include <stddef.h>

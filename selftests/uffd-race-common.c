@@ -19,7 +19,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "uffd-common.h"
+#include "uffd-race-common.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * uffd-collapse-stress: collapsing shmem while other threads truncate the
+ * file, punch holes in it, fill them, write drop_caches, and arm and disarm
+ * a mapping of it with userfaultfd MISSING.
+ *
+ * collapse_file() fills a range's holes with its new huge page before it
+ * decides, and puts them back when it gives up: for an armed file that is
+ * now the usual outcome, not a rare error path. A hole left holding that
+ * page, or a page put back at the wrong index, corrupts the file's xarray;
+ * upstream once got there, and drop_caches then spun forever on the file.
+ * So while the threads run, and after they stop:
+ *
+ *  - no thread may get an error other than the expected refusals, and
+ *    every thread must finish (the case deadline catches a hang);
+ *  - drop_caches must come back within a few seconds;
+ *  - the file must still behave: written whole with a pattern, it reads
+ *    back the pattern through read() and through a mapping after a
+ *    collapse, SEEK_HOLE finds no hole before its end, and truncated to
+ *    zero it holds no blocks.
+ *
+ * The counts of each operation and of each collapse outcome are printed;
+ * a run in which no collapse succeeded, or (with userfaultfd) none was
+ * refused, judged nothing and fails.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "uffd-race-common.h"
+
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+
+#define HPAGE		(2UL << 20)
+#define NHUGE		4			/* huge pages in the file */
+#define FILE_SIZE	(NHUGE * HPAGE)
+#define CASE_TIMEOUT	60
+
+static struct test_opts opts = { .rounds = 1, .seconds = 15 };
+static size_t page;
+static int fd;
+static char *area;		/* the whole file, 2 MiB aligned */
+static atomic_int stop;
+
+enum op {
+	COLLAPSED, REFUSED, COLLAPSE_OTHER, WRITES, PUNCHES, TRUNCATES, DROPS,
+	ARMS, NR_OPS,
+};
+static const char *const op_names[NR_OPS] = {
+	"collapsed", "refused (EBUSY)", "collapse failed otherwise", "writes",
+	"hole punches", "truncates", "drop_caches", "arm/disarm cycles",
+};
+static atomic_long counts[NR_OPS];
+static atomic_int failed;
+
+#define fail(fmt, ...) do { diag(fmt, ##__VA_ARGS__); failed = 1; stop = 1; } while (0)
+
+static char *map_file(void)
+{
+	char *p = mmap(NULL, FILE_SIZE + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	char *a;
+
+	if (p == MAP_FAILED)
+		return NULL;
+	a = (char *)(((unsigned long)p + HPAGE - 1) & ~(HPAGE - 1));
+	if (mmap(a, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
+	    MAP_FAILED)
+		return NULL;
+	return a;
+}
+
+static void *collapser(void *arg)
+{
+	unsigned int seed = (uintptr_t)arg;
+
+	while (!stop) {
+		int h = rnd(&seed) % NHUGE;
+
+		if (!madvise(area + h * HPAGE, HPAGE, MADV_COLLAPSE))
+			counts[COLLAPSED]++;
+		else if (errno == EBUSY)
+			counts[REFUSED]++;
+		else
+			counts[COLLAPSE_OTHER]++;
+	}
+	return NULL;
+}
+
+/* Fill random pages with pwrite, so that collapses find pages and holes. */
+static void *writer(void *arg)
+{
+	unsigned int seed = (uintptr_t)arg;
+	char *buf = malloc(page);
+
+	while (!stop) {
+		off_t off = (off_t)(rnd(&seed) % (FILE_SIZE / page)) * page;
+
+		memset(buf, rnd(&seed), page);
+		/* Past a concurrent truncation it extends the file: fine. */
+		if (pwrite(fd, buf, page, off) != (ssize_t)page)
+			fail("pwrite at %lld: %s", (long long)off, strerror(errno));
+		counts[WRITES]++;
+	}
+	free(buf);
+	return NULL;
+}
+
+static void *puncher(void *arg)
+{
+	unsigned int seed = (uintptr_t)arg;
+
+	while (!stop) {
+		off_t off = (off_t)(rnd(&seed) % (FILE_SIZE / page)) * page;
+		off_t len = (off_t)(1 + rnd(&seed) % 64) * page;
+
+		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len))
+			fail("fallocate punch %lld+%lld: %s", (long long)off, (long long)len,
+			     strerror(errno));
+		counts[PUNCHES]++;
+		usleep(rnd(&seed) % 2000);
+	}
+	return NULL;
+}
+
+/* Cut the file short and grow it back; the mapping beyond EOF is not touched. */
+static void *truncater(void *arg)
+{
+	unsigned int seed = (uintptr_t)arg;
+
+	while (!stop) {
+		off_t len = (off_t)(rnd(&seed) % (FILE_SIZE / page)) * page;
+
+		if (ftruncate(fd, len) || ftruncate(fd, FILE_SIZE))
+			fail("ftruncate: %s", strerror(errno));
+		counts[TRUNCATES]++;
+		usleep(1000 + rnd(&seed) % 10000);
+	}
+	return NULL;
+}
+
+static int drop_caches(void)
+{
+	int d = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	int ret = d >= 0 && write(d, "3", 1) == 1 ? 0 : -1;
+
+	if (d >= 0)
+		close(d);
+	return ret;
+}
+
+static void *dropper(void *arg)
+{
+	while (!stop) {
+		if (drop_caches()) {
+			fail("drop_caches: %s", strerror(errno));
+			break;
+		}
+		counts[DROPS]++;
+		usleep(20000);
+	}
+	return NULL;
+}
+
+/*
+ * Arm and disarm a second mapping of the file, never touched (no fault to
+ * serve), so that collapses are refused part of the time and roll back.
+ */
+static void *armer(void *arg)
+{
+	unsigned int seed = (uintptr_t)arg;
+	int uffd = uffd_open_api(0, NULL);
+	char *m = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	struct uffdio_range r = { .start = (unsigned long)m, .len = FILE_SIZE };
+
+	if (uffd < 0 || m == MAP_FAILED) {
+		fail("armer setup: %s", strerror(errno));
+		return NULL;
+	}
+	while (!stop) {
+		if (uffd_register(uffd, m, FILE_SIZE, UFFDIO_REGISTER_MODE_MISSING)) {
+			fail("UFFDIO_REGISTER: %s", strerror(errno));
+			break;
+		}
+		usleep(rnd(&seed) % 5000);
+		if (ioctl(uffd, UFFDIO_UNREGISTER, &r)) {
+			fail("UFFDIO_UNREGISTER: %s", strerror(errno));
+			break;
+		}
+		counts[ARMS]++;
+		usleep(rnd(&seed) % 5000);
+	}
+	close(uffd);
+	munmap(m, FILE_SIZE);
+	return NULL;
+}
+
+/* drop_caches in a child, so that a spinning one is reported, not waited on. */
+static int timed_drop_caches(int seconds)
+{
+	pid_t pid = fork();
+	double t0 = now();
+	int status;
+
+	if (!pid)
+		_exit(drop_caches() ? 1 : 0);
+	while (now() - t0 < seconds) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
+		usleep(10000);
+	}
+	diag("drop_caches did not return within %d s: the file's page cache is corrupt", seconds);
+	kill(pid, SIGKILL);
+	return -1;
+}
+
+/* After the storm the file must still work like a file. */
+static int check_file(void)
+{
+	unsigned char *buf = malloc(FILE_SIZE);
+	struct stat st;
+	off_t hole;
+
+	if (ftruncate(fd, FILE_SIZE))
+		return -1;
+	for (size_t i = 0; i < FILE_SIZE; i++)
+		buf[i] = (unsigned char)(i / page * 7 + 1);
+	if (pwrite(fd, buf, FILE_SIZE, 0) != (ssize_t)FILE_SIZE) {
+		diag("final pwrite: %s", strerror(errno));
+		return -1;
+	}
+	hole = lseek(fd, 0, SEEK_HOLE);
+	if (hole != (off_t)FILE_SIZE) {
+		diag("SEEK_HOLE found a hole at %lld in a file just written whole", (long long)hole);
+		return -1;
+	}
+	for (int h = 0; h < NHUGE; h++)
+		madvise(area + h * HPAGE, HPAGE, MADV_COLLAPSE);
+	for (size_t i = 0; i < FILE_SIZE; i += page) {
+		unsigned char want = (unsigned char)(i / page * 7 + 1), got = 0;
+
+		if (pread(fd, &got, 1, i) != 1 || got != want || (unsigned char)area[i] != want) {
+			diag("page %zu reads 0x%02x by read() and 0x%02x by the mapping, wrote 0x%02x",
+			     i / page, got, (unsigned char)area[i], want);
+			return -1;
+		}
+	}
+	if (ftruncate(fd, 0) || fstat(fd, &st)) {
+		diag("final truncate: %s", strerror(errno));
+		return -1;
+	}
+	if (st.st_blocks) {
+		diag("truncated to 0 but the file still holds %lld blocks", (long long)st.st_blocks);
+		return -1;
+	}
+	free(buf);
+	return 0;
+}
+
+static int run_stress(bool with_uffd)
+{
+	void *(*const fns[])(void *) = { collapser, collapser, writer, puncher, truncater,
+					  dropper, armer };
+	int nthreads = ARRAY_SIZE(fns) - !with_uffd;
+	pthread_t t[ARRAY_SIZE(fns)];
+	unsigned int seed = opts.seed;
+	double t0 = now();
+
+	fd = memfd_create("uffd-collapse-stress", 0);
+	if (fd < 0 || ftruncate(fd, FILE_SIZE) || !(area = map_file())) {
+		diag("setup: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	madvise(area, FILE_SIZE, MADV_HUGEPAGE);
+	madvise(area, FILE_SIZE, MADV_HUGEPAGE);
+	for (int i = 0; i < nthreads; i++)
+		if (pthread_create(&t[i], NULL, fns[i], (void *)(uintptr_t)rnd(&seed))) {
+			diag("pthread_create failed");
+			return CASE_FAIL;
+		}
+	while (!stop && now() - t0 < opts.seconds)
+		usleep(100000);
+	stop = 1;
+	for (int i = 0; i < nthreads; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < NR_OPS; i++)
+		diag("%-26s %ld", op_names[i], (long)counts[i]);
+	if (failed)
+		return CASE_FAIL;
+	if (timed_drop_caches(5) || check_file())
+		return CASE_FAIL;
+	if (!counts[COLLAPSED]) {
+		diag("no collapse succeeded in %d s: the run judged nothing", opts.seconds);
+		return CASE_FAIL;
+	}
+	if (with_uffd && !counts[REFUSED]) {
+		diag("no collapse was refused while the file was armed half the time: "
+		     "the refusal path was not exercised (this kernel does not guard armed shmem)");
+		return CASE_FAIL;
+	}
+	return CASE_PASS;
+}
+
+static int case_plain(const struct mem_type *unused)
+{
+	return run_stress(false);
+}
+
+static int case_armed(const struct mem_type *unused)
+{
+	return run_stress(true);
+}
+
+int main(int argc, char **argv)
+{
+	ksft_print_header();
+	parse_test_opts(argc, argv, &opts);
+	page = sysconf(_SC_PAGESIZE);
+	ksft_set_plan(2);
+	report_case("stress.plain", run_case("stress.plain", case_plain, NULL,
+					     opts.seconds + CASE_TIMEOUT));
+	report_case("stress.armed", run_case("stress.armed", case_armed, NULL,
+					     opts.seconds + CASE_TIMEOUT));
+	return finish_tests();
+}

@@ -26,9 +26,14 @@ src=$BUILD/src/$tree-$variant
 [ -d "$src" ] || die "no prepared tree at $src"
 
 # The tests see the kernel's own headers and kselftest.h.
-tests=$BUILD/selftests/$tree-$variant
-make -s -C "$TOP/selftests" KSRC="$src" KHDR="$obj/usr/include" OUT="$tests" ||
-	die "selftests do not build against $tree-$variant"
+# UFFD_SELFTESTS and UFFD_PREBUILT let scripts/run-upstream-tests.sh put
+# another list of prebuilt tests in an initramfs of its own (UFFD_INITRD).
+st=${UFFD_SELFTESTS:-$TOP/selftests}
+tests=${UFFD_PREBUILT:-$BUILD/selftests/$tree-$variant}
+if [ -z "${UFFD_PREBUILT:-}" ]; then
+	make -s -C "$TOP/selftests" KSRC="$src" KHDR="$obj/usr/include" OUT="$tests" ||
+		die "selftests do not build against $tree-$variant"
+fi
 
 stage=$(mktemp -d "$BUILD/initramfs-stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -36,14 +41,18 @@ mkdir -p "$stage"/{bin,tests,proc,sys,dev,tmp}
 cp "$busybox" "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 install -m 0755 "$TOP/scripts/guest-init.sh" "$stage/init"
-cp "$TOP/selftests/tests.list" "$stage/tests/"
-while read -r name _; do
-	case "$name" in ''|'#'*) continue ;; esac
-	cp "$tests/$name" "$stage/tests/"
-done <"$TOP/selftests/tests.list"
+cp "$st/tests.list" "$stage/tests/"
+if [ -n "${UFFD_PREBUILT:-}" ]; then
+	cp "$tests"/* "$stage/tests/"	# the listed tests and what they run
+else
+	while read -r name _; do
+		case "$name" in ''|'#'*) continue ;; esac
+		cp "$tests/$name" "$stage/tests/"
+	done <"$st/tests.list"
+fi
 
 mkdir -p "$BUILD/initramfs"
-out=$BUILD/initramfs/$tree-$variant.cpio
+out=${UFFD_INITRD:-$BUILD/initramfs/$tree-$variant.cpio}
 (cd "$stage" && find . -print0 | LC_ALL=C sort -z |
 	cpio --null -o -H newc --owner=0:0 --quiet) | write_atomic "$out"
 echo "$out"

@@ -11,7 +11,7 @@ pkgs=(
 	build-essential gcc make flex bison bc perl python3 kmod cpio xz-utils
 	libelf-dev libssl-dev dwarves rsync git file ccache
 	qemu-system-x86 busybox-static
-	sparse coccinelle python3-ply
+	sparse coccinelle python3-ply python3-git
 	libcap-dev libnuma-dev
 )
 

@@ -10,7 +10,8 @@
 #
 # UFFD_SELFTESTS names another directory holding tests.list and
 # expectations (the bench's own tests use it); UFFD_VM_LIMIT overrides the
-# whole-run limit in seconds.
+# whole-run limit in seconds; UFFD_INITRD and UFFD_RUN another initramfs
+# and run directory (scripts/run-upstream-tests.sh uses them).
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +25,7 @@ tree_variant_args "[--only TEST[,TEST...]] TREE VARIANT" "$@"
 need_tool qemu-system-x86_64 timeout python3
 
 kernel=$BUILD/obj/$tree-$variant/arch/x86/boot/bzImage
-initrd=$BUILD/initramfs/$tree-$variant.cpio
+initrd=${UFFD_INITRD:-$BUILD/initramfs/$tree-$variant.cpio}
 [ -f "$kernel" ] || die "no kernel at $kernel (run scripts/build-kernel.sh $tree $variant)"
 [ -f "$initrd" ] || die "no initramfs at $initrd (run scripts/build-initramfs.sh $tree $variant)"
 
@@ -38,7 +39,7 @@ limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$st/tests.list" |
 		END { print s + 60 }')
 limit=${UFFD_VM_LIMIT:-$limit}
 
-run=$BUILD/runs/$tree-$variant
+run=${UFFD_RUN:-$BUILD/runs/$tree-$variant}
 mkdir -p "$run"
 # A verdict must never outlive the run it came from.
 rm -f "$run/results.tsv"

@@ -32,6 +32,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -137,14 +138,16 @@ static int collapse_from_outside(int *err)
 	return out[0];
 }
 
+#define NO_LONGER_ARMED	"%s: MADV_COLLAPSE returned %d (%s) and filled %d of %d holes: the file no longer counts as armed"
+#define STILL_ARMED	"%s: MADV_COLLAPSE returned %d (%s) and left %d of %d holes: the file still counts as armed"
+
 /* The file must count as armed: a collapse leaves every hole a hole. */
 static int expect_armed(const char *when)
 {
 	int err, ret = collapse_from_outside(&err), left = holes_left();
 
 	if (left != npages / 2) {
-		diag("%s: MADV_COLLAPSE returned %d (%s) and filled %d of %d holes: "
-		     "the file no longer counts as armed", when, ret,
+		diag(NO_LONGER_ARMED, when, ret,
 		     ret ? strerror(err) : "success", npages / 2 - left, npages / 2);
 		return -1;
 	}
@@ -171,8 +174,7 @@ static int expect_unarmed(const char *when)
 		usleep(20000);
 	}
 	if (left) {
-		diag("%s: MADV_COLLAPSE returned %d (%s) and left %d of %d holes: "
-		     "the file still counts as armed", when, ret,
+		diag(STILL_ARMED, when, ret,
 		     ret ? strerror(err) : "success", left, npages / 2);
 		return -1;
 	}
@@ -180,7 +182,7 @@ static int expect_unarmed(const char *when)
 	return 0;
 }
 
-static int open_uffd(uint64_t features)
+static int open_uffd(__u64 features)
 {
 	int uffd = uffd_open_api(features, NULL);
 
@@ -220,7 +222,13 @@ static char *armed_mapping(int uffd, int flags)
 	return a;
 }
 
-#define CHECK(expr) do { if (expr) return CASE_FAIL; } while (0)
+/* A new file and one armed mapping of it; NULL on failure. */
+static char *armed_file(int uffd, int flags)
+{
+	if (uffd < 0 || make_file())
+		return NULL;
+	return armed_mapping(uffd, flags);
+}
 
 /* Split one armed VMA in three, merge it back, then unregister it. */
 static int case_split_merge(void)
@@ -228,14 +236,19 @@ static int case_split_merge(void)
 	int uffd = open_uffd(0);
 	char *a;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_SHARED)));
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
 	if (mprotect(a + HPAGE / 4, HPAGE / 4, PROT_READ))
 		return CASE_FAIL;
-	CHECK(expect_armed("split in three by mprotect"));
+	if (expect_armed("split in three by mprotect"))
+		return CASE_FAIL;
 	if (mprotect(a + HPAGE / 4, HPAGE / 4, PROT_READ | PROT_WRITE))
 		return CASE_FAIL;
-	CHECK(expect_armed("merged back by mprotect"));
-	CHECK(disarm(uffd, a, HPAGE));
+	if (expect_armed("merged back by mprotect"))
+		return CASE_FAIL;
+	if (disarm(uffd, a, HPAGE))
+		return CASE_FAIL;
 	return expect_unarmed("unregistered") ? CASE_FAIL : CASE_PASS;
 }
 
@@ -245,12 +258,19 @@ static int case_unregister_part(void)
 	int uffd = open_uffd(0);
 	char *a;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_SHARED)));
-	CHECK(disarm(uffd, a + HPAGE / 4, HPAGE / 2));
-	CHECK(expect_armed("middle unregistered"));
-	CHECK(disarm(uffd, a, HPAGE / 4));
-	CHECK(expect_armed("first quarter unregistered"));
-	CHECK(disarm(uffd, a + 3 * HPAGE / 4, HPAGE / 4));
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
+	if (disarm(uffd, a + HPAGE / 4, HPAGE / 2))
+		return CASE_FAIL;
+	if (expect_armed("middle unregistered"))
+		return CASE_FAIL;
+	if (disarm(uffd, a, HPAGE / 4))
+		return CASE_FAIL;
+	if (expect_armed("first quarter unregistered"))
+		return CASE_FAIL;
+	if (disarm(uffd, a + 3 * HPAGE / 4, HPAGE / 4))
+		return CASE_FAIL;
 	return expect_unarmed("last quarter unregistered") ? CASE_FAIL : CASE_PASS;
 }
 
@@ -260,12 +280,19 @@ static int case_unmap_parts(void)
 	int uffd = open_uffd(0);
 	char *a;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_SHARED)));
-	CHECK(munmap(a + HPAGE / 4, HPAGE / 2));
-	CHECK(expect_armed("middle unmapped"));
-	CHECK(munmap(a, HPAGE / 4));
-	CHECK(expect_armed("first quarter unmapped"));
-	CHECK(munmap(a + 3 * HPAGE / 4, HPAGE / 4));
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
+	if (munmap(a + HPAGE / 4, HPAGE / 2))
+		return CASE_FAIL;
+	if (expect_armed("middle unmapped"))
+		return CASE_FAIL;
+	if (munmap(a, HPAGE / 4))
+		return CASE_FAIL;
+	if (expect_armed("first quarter unmapped"))
+		return CASE_FAIL;
+	if (munmap(a + 3 * HPAGE / 4, HPAGE / 4))
+		return CASE_FAIL;
 	return expect_unarmed("last quarter unmapped") ? CASE_FAIL : CASE_PASS;
 }
 
@@ -275,9 +302,13 @@ static int case_private(void)
 	int uffd = open_uffd(0);
 	char *a;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_PRIVATE)));
-	CHECK(expect_armed("private mapping armed"));
-	CHECK(munmap(a, HPAGE));
+	a = armed_file(uffd, MAP_PRIVATE);
+	if (!a)
+		return CASE_FAIL;
+	if (expect_armed("private mapping armed"))
+		return CASE_FAIL;
+	if (munmap(a, HPAGE))
+		return CASE_FAIL;
 	return expect_unarmed("private mapping unmapped") ? CASE_FAIL : CASE_PASS;
 }
 
@@ -287,22 +318,30 @@ static int case_mremap(void)
 	int uffd = open_uffd(0);
 	char *a, *b, *to;
 
-	CHECK(uffd < 0 || make_file());
-	CHECK(!(a = armed_mapping(uffd, MAP_SHARED)) || !(b = armed_mapping(uffd, MAP_SHARED)));
-	CHECK(!(to = reserve(1)));
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
+	b = armed_mapping(uffd, MAP_SHARED);
+	if (!b)
+		return CASE_FAIL;
+	to = reserve(1);
+	if (!to)
+		return CASE_FAIL;
 	if (mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
 		diag("mremap: %s", strerror(errno));
 		return CASE_FAIL;
 	}
-	CHECK(expect_armed("one of two moved without EVENT_REMAP"));
-	CHECK(disarm(uffd, b, HPAGE));
+	if (expect_armed("one of two moved without EVENT_REMAP"))
+		return CASE_FAIL;
+	if (disarm(uffd, b, HPAGE))
+		return CASE_FAIL;
 	return expect_unarmed("the other unregistered") ? CASE_FAIL : CASE_PASS;
 }
 
 /* Read and acknowledge events on @uffd until told to stop. */
 struct monitor {
 	int uffd;
-	volatile int stop;
+	atomic_bool stop;
 	int child_uffd;		/* from a fork event, -1 if none */
 	int events;
 	pthread_t thread;
@@ -313,7 +352,7 @@ static void *monitor_fn(void *arg)
 	struct monitor *m = arg;
 	struct uffd_msg msg;
 
-	while (!m->stop) {
+	while (!atomic_load(&m->stop)) {
 		int r = uffd_read_msg(m->uffd, &msg, 50);
 
 		if (r < 0)
@@ -337,7 +376,7 @@ static int start_monitor(struct monitor *m, int uffd)
 
 static void stop_monitor(struct monitor *m)
 {
-	m->stop = 1;
+	atomic_store(&m->stop, true);
 	pthread_join(m->thread, NULL);
 }
 
@@ -348,8 +387,12 @@ static int case_mremap_event(void)
 	struct monitor m;
 	char *a, *to;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_SHARED)));
-	CHECK(!(to = reserve(2)) || start_monitor(&m, uffd));
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
+	to = reserve(2);
+	if (!to || start_monitor(&m, uffd))
+		return CASE_FAIL;
 	if (mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED ||
 	    mremap(to + HPAGE / 2, HPAGE / 2, HPAGE / 2, MREMAP_MAYMOVE | MREMAP_FIXED,
 		   to + HPAGE + HPAGE / 2) == MAP_FAILED) {
@@ -357,10 +400,14 @@ static int case_mremap_event(void)
 		return CASE_FAIL;
 	}
 	stop_monitor(&m);
-	CHECK(expect_armed("moved whole, then half, with EVENT_REMAP"));
-	CHECK(disarm(uffd, to, HPAGE / 2));
-	CHECK(expect_armed("first half unregistered"));
-	CHECK(disarm(uffd, to + HPAGE + HPAGE / 2, HPAGE / 2));
+	if (expect_armed("moved whole, then half, with EVENT_REMAP"))
+		return CASE_FAIL;
+	if (disarm(uffd, to, HPAGE / 2))
+		return CASE_FAIL;
+	if (expect_armed("first half unregistered"))
+		return CASE_FAIL;
+	if (disarm(uffd, to + HPAGE + HPAGE / 2, HPAGE / 2))
+		return CASE_FAIL;
 	return expect_unarmed("moved half unregistered") ? CASE_FAIL : CASE_PASS;
 }
 
@@ -396,11 +443,18 @@ static int case_fork(void)
 	char *a;
 	pid_t pid;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_SHARED)));
-	CHECK((pid = fork_waiting_child(pipefd)) < 0);
-	CHECK(expect_armed("forked without EVENT_FORK"));
-	CHECK(disarm(uffd, a, HPAGE));
-	CHECK(expect_unarmed("parent unregistered, child alive"));
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
+	pid = fork_waiting_child(pipefd);
+	if (pid < 0)
+		return CASE_FAIL;
+	if (expect_armed("forked without EVENT_FORK"))
+		return CASE_FAIL;
+	if (disarm(uffd, a, HPAGE))
+		return CASE_FAIL;
+	if (expect_unarmed("parent unregistered, child alive"))
+		return CASE_FAIL;
 	return end_child(pid, pipefd) ? CASE_FAIL : CASE_PASS;
 }
 
@@ -417,24 +471,34 @@ static int fork_event(enum fork_end how)
 	char *a;
 	pid_t pid;
 
-	CHECK(uffd < 0 || make_file() || !(a = armed_mapping(uffd, MAP_SHARED)));
-	CHECK(start_monitor(&m, uffd));
-	CHECK((pid = fork_waiting_child(pipefd)) < 0);
+	a = armed_file(uffd, MAP_SHARED);
+	if (!a)
+		return CASE_FAIL;
+	if (start_monitor(&m, uffd))
+		return CASE_FAIL;
+	pid = fork_waiting_child(pipefd);
+	if (pid < 0)
+		return CASE_FAIL;
 	stop_monitor(&m);
 	if (m.child_uffd < 0) {
 		diag("no fork event (%d events)", m.events);
 		return CASE_FAIL;
 	}
-	CHECK(disarm(uffd, a, HPAGE));
-	CHECK(expect_armed("parent unregistered, child armed by EVENT_FORK"));
+	if (disarm(uffd, a, HPAGE))
+		return CASE_FAIL;
+	if (expect_armed("parent unregistered, child armed by EVENT_FORK"))
+		return CASE_FAIL;
 	if (how == CHILD_EXITS) {
-		CHECK(end_child(pid, pipefd));
-		CHECK(expect_unarmed("child exited"));
+		if (end_child(pid, pipefd))
+			return CASE_FAIL;
+		if (expect_unarmed("child exited"))
+			return CASE_FAIL;
 		close(m.child_uffd);
 		return CASE_PASS;
 	}
 	close(m.child_uffd);
-	CHECK(expect_unarmed("child's uffd closed, child alive"));
+	if (expect_unarmed("child's uffd closed, child alive"))
+		return CASE_FAIL;
 	return end_child(pid, pipefd) ? CASE_FAIL : CASE_PASS;
 }
 
@@ -479,8 +543,10 @@ static int case_fork_event_dropped(void)
 	struct forker f;
 	pthread_t t;
 
-	CHECK(uffd < 0 || make_file() || !armed_mapping(uffd, MAP_SHARED));
-	CHECK(pthread_create(&t, NULL, forker_fn, &f));
+	if (!armed_file(uffd, MAP_SHARED))
+		return CASE_FAIL;
+	if (pthread_create(&t, NULL, forker_fn, &f))
+		return CASE_FAIL;
 	usleep(200000);		/* let fork block on the unread event */
 	close(uffd);
 	pthread_join(t, NULL);
@@ -501,11 +567,13 @@ static int case_exit(void)
 	pid_t pid;
 	char c;
 
-	CHECK(make_file() || pipe(pipefd));
+	if (make_file() || pipe(pipefd))
+		return CASE_FAIL;
 	pid = fork();
 	if (!pid) {
 		uffd = open_uffd(0);
-		if (uffd < 0 || !armed_mapping(uffd, MAP_SHARED) || !armed_mapping(uffd, MAP_SHARED))
+		if (uffd < 0 || !armed_mapping(uffd, MAP_SHARED) ||
+		    !armed_mapping(uffd, MAP_SHARED))
 			_exit(1);
 		write(pipefd[1], "x", 1);
 		pause();
@@ -516,7 +584,8 @@ static int case_exit(void)
 		diag("the child could not arm its mappings");
 		return CASE_FAIL;
 	}
-	CHECK(expect_armed("another process armed two mappings"));
+	if (expect_armed("another process armed two mappings"))
+		return CASE_FAIL;
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	return expect_unarmed("that process was killed") ? CASE_FAIL : CASE_PASS;
@@ -557,6 +626,7 @@ int main(int argc, char **argv)
 	npages = HPAGE / page;
 	ksft_set_plan(n);
 	for (cur = 0; cur < n; cur++)
-		report_case(cases[cur].name, run_case(cases[cur].name, run_cur, NULL, CASE_TIMEOUT));
+		report_case(cases[cur].name,
+			    run_case(cases[cur].name, run_cur, NULL, CASE_TIMEOUT));
 	return finish_tests();
 }

@@ -48,6 +48,7 @@
 #define NHUGE		4			/* huge pages in the file */
 #define FILE_SIZE	(NHUGE * HPAGE)
 #define CASE_TIMEOUT	60
+#define DROP_CACHES	"/proc/sys/vm/drop_caches"
 
 static struct test_opts opts = { .rounds = 1, .seconds = 15 };
 static size_t page;
@@ -59,10 +60,12 @@ enum op {
 	COLLAPSED, REFUSED, COLLAPSE_OTHER, WRITES, PUNCHES, TRUNCATES, DROPS,
 	ARMS, NR_OPS,
 };
+
 static const char *const op_names[NR_OPS] = {
 	"collapsed", "refused (EBUSY)", "collapse failed otherwise", "writes",
 	"hole punches", "truncates", "drop_caches", "arm/disarm cycles",
 };
+
 static atomic_long counts[NR_OPS];
 static atomic_int failed;
 
@@ -153,7 +156,7 @@ static void *truncater(void *arg)
 
 static int drop_caches(void)
 {
-	int d = open("/proc/sys/vm/drop_caches", O_WRONLY);
+	int d = open(DROP_CACHES, O_WRONLY);
 	int ret = d >= 0 && write(d, "3", 1) == 1 ? 0 : -1;
 
 	if (d >= 0)
@@ -186,7 +189,7 @@ static void *armer(void *arg)
 	struct uffdio_range r = { .start = (unsigned long)m, .len = FILE_SIZE };
 
 	if (uffd < 0 || m == MAP_FAILED) {
-		fail("armer setup: %s", strerror(errno));
+		fail("%s setup: %s", __func__, strerror(errno));
 		return NULL;
 	}
 	while (!stop) {
@@ -226,6 +229,8 @@ static int timed_drop_caches(int seconds)
 	return -1;
 }
 
+#define BAD_READBACK	"page %zu reads 0x%02x by read() and 0x%02x by the mapping, wrote 0x%02x"
+
 /* After the storm the file must still work like a file. */
 static int check_file(void)
 {
@@ -243,7 +248,8 @@ static int check_file(void)
 	}
 	hole = lseek(fd, 0, SEEK_HOLE);
 	if (hole != (off_t)FILE_SIZE) {
-		diag("SEEK_HOLE found a hole at %lld in a file just written whole", (long long)hole);
+		diag("SEEK_HOLE found a hole at %lld in a file just written whole",
+		     (long long)hole);
 		return -1;
 	}
 	for (int h = 0; h < NHUGE; h++)
@@ -252,8 +258,7 @@ static int check_file(void)
 		unsigned char want = (unsigned char)(i / page * 7 + 1), got = 0;
 
 		if (pread(fd, &got, 1, i) != 1 || got != want || (unsigned char)area[i] != want) {
-			diag("page %zu reads 0x%02x by read() and 0x%02x by the mapping, wrote 0x%02x",
-			     i / page, got, (unsigned char)area[i], want);
+			diag(BAD_READBACK, i / page, got, (unsigned char)area[i], want);
 			return -1;
 		}
 	}
@@ -262,12 +267,15 @@ static int check_file(void)
 		return -1;
 	}
 	if (st.st_blocks) {
-		diag("truncated to 0 but the file still holds %lld blocks", (long long)st.st_blocks);
+		diag("truncated to 0 but the file still holds %lld blocks",
+		     (long long)st.st_blocks);
 		return -1;
 	}
 	free(buf);
 	return 0;
 }
+
+#define NOT_REFUSED	"no collapse was refused while the file was armed half the time: the refusal path was not exercised (this kernel does not guard armed shmem)"
 
 static int run_stress(bool with_uffd)
 {
@@ -279,7 +287,8 @@ static int run_stress(bool with_uffd)
 	double t0 = now();
 
 	fd = memfd_create("uffd-collapse-stress", 0);
-	if (fd < 0 || ftruncate(fd, FILE_SIZE) || !(area = map_file())) {
+	area = fd < 0 || ftruncate(fd, FILE_SIZE) ? NULL : map_file();
+	if (!area) {
 		diag("setup: %s", strerror(errno));
 		return CASE_FAIL;
 	}
@@ -306,8 +315,7 @@ static int run_stress(bool with_uffd)
 		return CASE_FAIL;
 	}
 	if (with_uffd && !counts[REFUSED]) {
-		diag("no collapse was refused while the file was armed half the time: "
-		     "the refusal path was not exercised (this kernel does not guard armed shmem)");
+		diag(NOT_REFUSED);
 		return CASE_FAIL;
 	}
 	return CASE_PASS;

@@ -116,7 +116,7 @@ static int make_file(struct range *r)
 }
 
 /* Register [addr, addr + len) of @r with a new userfaultfd. */
-static int arm(struct range *r, char *addr, size_t len, uint64_t features, uint64_t mode)
+static int arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mode)
 {
 	r->uffd = uffd_open_api(features, NULL);
 	if (r->uffd < 0) {
@@ -169,6 +169,8 @@ static int filled_holes(struct range *r, int n, int *first)
 	return filled;
 }
 
+#define LOST_FAULTS	"MADV_COLLAPSE from %s returned %d (%s) and filled %d of %d armed holes, first page %d: the uffd-armed range lost its MISSING faults"
+
 /* 0 when every hole under the armed mapping is still a hole. */
 static int check_holes(struct range *r, const char *who, int ret, int err)
 {
@@ -177,9 +179,8 @@ static int check_holes(struct range *r, const char *who, int ret, int err)
 	if (filled < 0)
 		return -1;
 	if (filled) {
-		diag("MADV_COLLAPSE from %s returned %d (%s) and filled %d of %d armed holes, "
-		     "first page %d: the uffd-armed range lost its MISSING faults",
-		     who, ret, ret ? strerror(err) : "success", filled, r->armed_pages / 2, first);
+		diag(LOST_FAULTS, who, ret, ret ? strerror(err) : "success", filled,
+		     r->armed_pages / 2, first);
 		return -1;
 	}
 	diag("MADV_COLLAPSE from %s returned %d (%s); all %d armed holes still holes",
@@ -188,7 +189,7 @@ static int check_holes(struct range *r, const char *who, int ret, int err)
 }
 
 struct reader {
-	volatile unsigned char *p;
+	unsigned char *p;
 	unsigned char got;
 };
 
@@ -196,7 +197,7 @@ static void *read_hole(void *arg)
 {
 	struct reader *rd = arg;
 
-	rd->got = *rd->p;
+	rd->got = __atomic_load_n(rd->p, __ATOMIC_RELAXED);
 	return NULL;
 }
 
@@ -348,6 +349,8 @@ static int knob_rw(const char *path, char *val, size_t len, bool write_it)
 	return 0;
 }
 
+#define NO_CONTROL	"khugepaged did not collapse the unarmed control file in %d s: cannot judge the armed one"
+
 static int case_khugepaged(void)
 {
 	char saved[3][64], set[3][16] = { "always", "100", "100" };
@@ -405,8 +408,7 @@ static int case_khugepaged(void)
 		diag("khugepaged filled %d of %d armed holes after %.1f s, first page %d",
 		     filled, npages / 2, now() - t0, first);
 	else if (!t_control)
-		diag("khugepaged did not collapse the unarmed control file in %d s: "
-		     "cannot judge the armed one", KHUGEPAGED_WAIT);
+		diag(NO_CONTROL, KHUGEPAGED_WAIT);
 	else if (!filled)
 		ret = CASE_PASS;
 	if (t_control)
@@ -442,6 +444,9 @@ static pid_t start_collapser(struct collapser *c)
 	}
 	return pid;
 }
+
+#define FILLED_LATER	"round %d: %d of the %d holes there when UFFDIO_REGISTER returned were filled by a later collapse, first page %d"
+#define RACE_SUMMARY	"%d rounds, %d with holes left at registration (the others lost the race to a collapse before it), none filled afterwards"
 
 static int case_register_race(void)
 {
@@ -505,9 +510,7 @@ static int case_register_race(void)
 		if (holes)
 			judged++;
 		if (filled) {
-			diag("round %d: %d of the %d holes there when UFFDIO_REGISTER returned "
-			     "were filled by a later collapse, first page %d", round, filled,
-			     holes, first);
+			diag(FILLED_LATER, round, filled, holes, first);
 			check_fault(&r, first);
 			return CASE_FAIL;
 		}
@@ -525,8 +528,7 @@ static int case_register_race(void)
 		munmap(r.area, HPAGE);
 		close(r.fd);
 	}
-	diag("%d rounds, %d with holes left at registration (the others lost the race "
-	     "to a collapse before it), none filled afterwards", round - 1, judged);
+	diag(RACE_SUMMARY, round - 1, judged);
 	if (!judged) {
 		diag("no round registered before the collapse: nothing was judged");
 		return CASE_FAIL;
@@ -602,7 +604,7 @@ static int case_unmapped(void)
 }
 
 /* A registration without MISSING promises no fault for a hole. */
-static int collapses_with(uint64_t features, uint64_t mode, const char *name)
+static int collapses_with(__u64 features, __u64 mode, const char *name)
 {
 	struct range r;
 	int ret, err, first, filled;

@@ -70,10 +70,6 @@
 
 #include "uffd-race-common.h"
 
-#ifndef __noreturn
-#define __noreturn	__attribute__((__noreturn__))
-#endif
-
 #define NPAGES		6	/* 0-1 stay, 2-3 are the call's, 4-5 probes */
 #define EVENT_MS	5000	/* an event or a fault must be there by then */
 #define QUIET_MS	200	/* how long "no message" is watched for */

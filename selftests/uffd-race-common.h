@@ -10,9 +10,25 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <linux/types.h>
 #include <linux/userfaultfd.h>
 
 #include "kselftest.h"
+
+/*
+ * The kernel's attribute shorthands. Newer kselftest.h defines __printf
+ * and __noreturn, 6.1's does not; none defines noinline.
+ */
+#define uffd_attr(...)	__attribute__((__VA_ARGS__))
+#ifndef __noreturn
+#define __noreturn	uffd_attr(__noreturn__)
+#endif
+#ifndef __printf
+#define __printf(a, b)	uffd_attr(__format__(printf, a, b))
+#endif
+#ifndef noinline
+#define noinline	uffd_attr(__noinline__)
+#endif
 
 /* Exit codes of a case run by run_case(). */
 #define CASE_PASS	0
@@ -29,7 +45,7 @@ struct mem_type {
 	/* Drop the pages of [p, p + len) so that touching them faults again. */
 	int (*zap)(void *p, size_t len);
 	/* UFFDIO_REGISTER modes this type supports beyond MISSING. */
-	uint64_t extra_modes;
+	__u64 extra_modes;
 };
 
 extern const struct mem_type mem_types[];
@@ -68,8 +84,8 @@ void pin_to_cpu(int cpu);
 /* Open a userfaultfd (syscall, else /dev/userfaultfd); -1 and errno on error. */
 int uffd_open(int flags);
 /* Open and handshake with @features; -1 and errno on error. */
-int uffd_open_api(uint64_t features, uint64_t *ioctls);
-int uffd_register(int uffd, void *addr, size_t len, uint64_t mode);
+int uffd_open_api(__u64 features, __u64 *ioctls);
+int uffd_register(int uffd, void *addr, size_t len, __u64 mode);
 /* UFFDIO_COPY of one page: 0, or -errno. */
 int uffd_copy(int uffd, void *dst, const void *src, size_t len);
 /*
@@ -93,7 +109,7 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
  * forever there, so the message goes to a page the child faulted in when
  * it started, and the child exits without flushing stdio.
  */
-void __attribute__((noreturn, format(printf, 1, 2))) case_fail_fast(const char *fmt, ...);
+void __noreturn __printf(1, 2) case_fail_fast(const char *fmt, ...);
 
 /*
  * Report a run_case() result as one TAP line named @name. Inline on

@@ -193,6 +193,10 @@ static int join_within(pthread_t t, double seconds)
 	return pthread_timedjoin_np(t, NULL, &ts);
 }
 
+#define CLOSE_STUCK	"round %d: close(uffd) did not return within %d s: GUP livelock on the released userfaultfd (%ld GUP calls)"
+#define RELEASE_STUCK	"round %d: close(uffd) returned after %.3f s, but the release (run by the monitor thread) did not finish within %d s: GUP livelock on the released userfaultfd (%ld GUP calls)"
+#define LOCK_STUCK	"round %d: the release finished after %.3f s, but mmap_lock was still taken %d s after close(uffd) (%ld GUP calls)"
+
 static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 {
 	struct round r = { .mt = mt, .page = mt->page_size() };
@@ -250,18 +254,11 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 		 * Exiting kills the spinning GUP threads, which frees the lock.
 		 */
 		if (!r.t_closed)
-			case_fail_fast("round %d: close(uffd) did not return within %d s: "
-				       "GUP livelock on the released userfaultfd (%ld GUP calls)",
-				       round, PROBE_TIMEOUT, atomic_load(&r.gups));
+			case_fail_fast(CLOSE_STUCK, round, PROBE_TIMEOUT, atomic_load(&r.gups));
 		if (!r.t_released)
-			case_fail_fast("round %d: close(uffd) returned after %.3f s, but the "
-				       "release (run by the monitor thread) did not finish within "
-				       "%d s: GUP livelock on the released userfaultfd (%ld GUP calls)",
-				       round, r.t_closed - t_close, PROBE_TIMEOUT,
+			case_fail_fast(RELEASE_STUCK, round, r.t_closed - t_close, PROBE_TIMEOUT,
 				       atomic_load(&r.gups));
-		case_fail_fast("round %d: the release finished after %.3f s, but mmap_lock "
-			       "was still taken %d s after close(uffd) (%ld GUP calls)",
-			       round, r.t_released - t_close, PROBE_TIMEOUT,
+		case_fail_fast(LOCK_STUCK, round, r.t_released - t_close, PROBE_TIMEOUT,
 			       atomic_load(&r.gups));
 	}
 	t_free = now() - t_close;

@@ -28,8 +28,8 @@ static int case_api(const struct mem_type *unused)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { 0 };
-	uint64_t need = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER |
-			1ULL << _UFFDIO_API;
+	__u64 need = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER |
+		     1ULL << _UFFDIO_API;
 	int fd = uffd_open(O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
@@ -93,10 +93,10 @@ static void *fault_pages(void *arg)
 	struct faulter *f = arg;
 
 	for (int i = 0; i < f->npages; i++) {
-		volatile unsigned char *p =
+		unsigned char *p =
 			(unsigned char *)f->area + i * f->page + f->page / 2;
 
-		unsigned char got = *p;
+		unsigned char got = __atomic_load_n(p, __ATOMIC_RELAXED);
 
 		if (got != pattern(i) && !f->bad++) {
 			f->bad_page = i;

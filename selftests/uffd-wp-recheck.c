@@ -66,8 +66,8 @@ enum kind { HUGETLB_PRIVATE, HUGETLB_SHARED, SHMEM_MINOR };
 struct wp_case {
 	const char *name;
 	enum kind kind;
-	uint64_t features;
-	uint64_t mode;
+	__u64 features;
+	__u64 mode;
 };
 
 static const struct wp_case cases[] = {
@@ -152,6 +152,8 @@ static int install(struct state *st, int i)
 	return r;
 }
 
+#define WRONG_FAULT	"page %d: %s fault on a write at +%.3f s, but the page was installed at +%.3f s and the writer had read it: expected a WP fault or none, got %s (flags %#llx)"
+
 static void *monitor(void *arg)
 {
 	struct state *st = arg;
@@ -160,7 +162,7 @@ static void *monitor(void *arg)
 	pin_to_cpu(0);
 	while (!st->stop_monitor) {
 		unsigned long addr;
-		uint64_t flags;
+		__u64 flags;
 		int n, i;
 
 		n = uffd_read_msg(st->uffd, &msg, 50);
@@ -191,10 +193,7 @@ static void *monitor(void *arg)
 		}
 		if ((flags & UFFD_PAGEFAULT_FLAG_WRITE) &&
 		    atomic_fetch_add(&st->wrong, 1) < MAX_REPORTS)
-			diag("page %d: %s fault on a write at +%.3f s, but the page was installed "
-			     "at +%.3f s and the writer had read it: expected a WP fault or none, "
-			     "got %s (flags %#llx)", i,
-			     cur->kind == SHMEM_MINOR ? "MINOR" : "MISSING",
+			diag(WRONG_FAULT, i, cur->kind == SHMEM_MINOR ? "MINOR" : "MISSING",
 			     now() - st->t0, st->t_installed[i],
 			     cur->kind == SHMEM_MINOR ? "MINOR" : "MISSING",
 			     (unsigned long long)flags);
@@ -264,7 +263,7 @@ static void *faulter(void *arg)
 	pin_to_cpu(0);
 	while (!st->stop) {
 		int i = rnd(&s) % NPAGES;
-		volatile unsigned char *p =
+		unsigned char *p =
 			(unsigned char *)st->area + i * st->page + 64 * (f->id + 1);
 
 		if (!seen[i]) {
@@ -277,7 +276,7 @@ static void *faulter(void *arg)
 			seen[i] = true;
 		}
 		for (int k = 0; k < 64; k++)
-			*p = (unsigned char)k;
+			__atomic_store_n(p, (unsigned char)k, __ATOMIC_RELAXED);
 		st->writes++;
 	}
 	return NULL;
@@ -310,12 +309,14 @@ static char *map_case(struct state *st)
 	return p == MAP_FAILED ? NULL : p;
 }
 
+#define RUN_SUMMARY	"%s: %.1f s: %ld pages installed (%ld faults before that), %ld WP faults, %ld protect/unprotect cycles, %ld write bursts, %d wrong events, %d bad reads"
+
 static int case_wp_recheck(const struct mem_type *unused)
 {
 	struct faulter f[FAULTERS];
 	pthread_t thr[FAULTERS], mon, tog;
 	struct state *st;
-	uint64_t ioctls;
+	__u64 ioctls;
 
 	st = calloc(1, sizeof(*st));
 	if (!st)
@@ -366,11 +367,9 @@ static int case_wp_recheck(const struct mem_type *unused)
 	st->stop_monitor = 1;
 	pthread_join(mon, NULL);
 
-	diag("%s: %.1f s: %ld pages installed (%ld faults before that), %ld WP faults, "
-	     "%ld protect/unprotect cycles, %ld write bursts, %d wrong events, %d bad reads",
-	     cur->name, now() - st->t0, (long)st->installs, (long)st->early_faults,
-	     (long)st->wp_faults, (long)st->toggles, (long)st->writes,
-	     (int)st->wrong, (int)st->bad_data);
+	diag(RUN_SUMMARY, cur->name, now() - st->t0, (long)st->installs,
+	     (long)st->early_faults, (long)st->wp_faults, (long)st->toggles,
+	     (long)st->writes, (int)st->wrong, (int)st->bad_data);
 	if (st->wrong || st->bad_data)
 		return CASE_FAIL;
 	if (!st->wp_faults || !st->toggles) {

@@ -44,36 +44,19 @@
 
 #include "uffd-race-common.h"
 
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-
-#define HPAGE		(2UL << 20)
 #define CASE_TIMEOUT	60
 
 static size_t page;
 static int npages;
 static int fd = -1;	/* the case's file */
 
-/* Reserve 2 MiB-aligned address space: @n huge pages, PROT_NONE. */
-static char *reserve(int n)
-{
-	char *p = mmap(NULL, (n + 1) * HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-
-	if (p == MAP_FAILED)
-		return NULL;
-	return (char *)(((unsigned long)p + HPAGE - 1) & ~(HPAGE - 1));
-}
-
 /* Map the whole file at a 2 MiB-aligned address; NULL on error. */
 static char *map_file(int flags)
 {
-	char *a = reserve(1);
+	char *a = map_hpage_aligned(fd, HPAGE, flags);
 
-	if (!a || mmap(a, HPAGE, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) == MAP_FAILED) {
+	if (!a)
 		diag("mmap: %s", strerror(errno));
-		return NULL;
-	}
 	return a;
 }
 
@@ -324,7 +307,7 @@ static int case_mremap(void)
 	b = armed_mapping(uffd, MAP_SHARED);
 	if (!b)
 		return CASE_FAIL;
-	to = reserve(1);
+	to = reserve_hpage_aligned(HPAGE);
 	if (!to)
 		return CASE_FAIL;
 	if (mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
@@ -390,7 +373,7 @@ static int case_mremap_event(void)
 	a = armed_file(uffd, MAP_SHARED);
 	if (!a)
 		return CASE_FAIL;
-	to = reserve(2);
+	to = reserve_hpage_aligned(2 * HPAGE);
 	if (!to || start_monitor(&m, uffd))
 		return CASE_FAIL;
 	if (mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED ||

@@ -40,11 +40,6 @@
 
 #include "uffd-race-common.h"
 
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-
-#define HPAGE		(2UL << 20)
 #define NHUGE		4			/* huge pages in the file */
 #define FILE_SIZE	(NHUGE * HPAGE)
 #define CASE_TIMEOUT	60
@@ -70,20 +65,6 @@ static atomic_long counts[NR_OPS];
 static atomic_int failed;
 
 #define fail(fmt, ...) do { diag(fmt, ##__VA_ARGS__); failed = 1; stop = 1; } while (0)
-
-static char *map_file(void)
-{
-	char *p = mmap(NULL, FILE_SIZE + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *a;
-
-	if (p == MAP_FAILED)
-		return NULL;
-	a = (char *)(((unsigned long)p + HPAGE - 1) & ~(HPAGE - 1));
-	if (mmap(a, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) ==
-	    MAP_FAILED)
-		return NULL;
-	return a;
-}
 
 static void *collapser(void *arg)
 {
@@ -287,7 +268,8 @@ static int run_stress(bool with_uffd)
 	double t0 = now();
 
 	fd = memfd_create("uffd-collapse-stress", 0);
-	area = fd < 0 || ftruncate(fd, FILE_SIZE) ? NULL : map_file();
+	area = fd < 0 || ftruncate(fd, FILE_SIZE) ? NULL :
+	       map_hpage_aligned(fd, FILE_SIZE, MAP_SHARED);
 	if (!area) {
 		diag("setup: %s", strerror(errno));
 		return CASE_FAIL;

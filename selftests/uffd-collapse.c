@@ -46,11 +46,6 @@
 
 #include "uffd-race-common.h"
 
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
-#endif
-
-#define HPAGE		(2UL << 20)
 #define CASE_TIMEOUT	60
 #define KHUGEPAGED_WAIT	20	/* s for the daemon to collapse the control */
 
@@ -78,15 +73,7 @@ static unsigned char pattern(int i)
 /* Map @fd's first 2 MiB at a 2 MiB-aligned address. */
 static char *map_aligned(int fd)
 {
-	char *p = mmap(NULL, 2 * HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	char *a;
-
-	if (p == MAP_FAILED)
-		return NULL;
-	a = (char *)(((unsigned long)p + HPAGE - 1) & ~(HPAGE - 1));
-	if (mmap(a, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
-		return NULL;
-	return a;
+	return map_hpage_aligned(fd, HPAGE, MAP_SHARED);
 }
 
 /* Create the file, write its even pages and leave the odd ones holes. */

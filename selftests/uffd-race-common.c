@@ -258,6 +258,24 @@ void pin_to_cpu(int cpu)
 	sched_setaffinity(0, sizeof(set), &set);
 }
 
+char *reserve_hpage_aligned(size_t len)
+{
+	char *p = mmap(NULL, len + HPAGE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return NULL;
+	return (char *)(((unsigned long)p + HPAGE - 1) & ~(HPAGE - 1));
+}
+
+char *map_hpage_aligned(int fd, size_t len, int flags)
+{
+	char *a = reserve_hpage_aligned(len);
+
+	if (!a || mmap(a, len, PROT_READ | PROT_WRITE, flags | MAP_FIXED, fd, 0) == MAP_FAILED)
+		return NULL;
+	return a;
+}
+
 /* Shared with the case child: what case_fail_fast() had to say. */
 static struct case_report {
 	int set;

@@ -78,6 +78,21 @@ unsigned int rnd(unsigned int *state);
  */
 void pin_to_cpu(int cpu);
 
+/* The PMD huge page size the shmem collapse tests work in (x86_64). */
+#define HPAGE		(2UL << 20)
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE	25
+#endif
+
+/* Reserve @len bytes of 2 MiB-aligned address space, PROT_NONE; NULL on error. */
+char *reserve_hpage_aligned(size_t len);
+/*
+ * Map @len bytes of @fd from offset 0, read-write with @flags (MAP_SHARED or
+ * MAP_PRIVATE), at a new 2 MiB-aligned address, so that the range can be
+ * collapsed into huge pages; NULL with errno set on error.
+ */
+char *map_hpage_aligned(int fd, size_t len, int flags);
+
 /* Print a diagnostic line (TAP comment) from a test or a case child. */
 #define diag(fmt, ...) ksft_print_msg(fmt "\n", ##__VA_ARGS__)
 

@@ -35,9 +35,19 @@ if [ -z "${UFFD_PREBUILT:-}" ]; then
 		die "selftests do not build against $tree-$variant"
 fi
 
+# The debug module, built out of tree in a copy of module/ per kernel so
+# that the objects of one kernel never meet another's.
+mod=$BUILD/module/$tree-$variant
+rm -rf "$mod"
+mkdir -p "$mod"
+cp "$TOP"/module/Kbuild "$TOP"/module/*.[ch] "$mod/"
+make -s -C "$obj" M="$mod" modules >"$mod/build.log" 2>&1 ||
+	die "uffd_debug.ko does not build against $tree-$variant (see $mod/build.log)"
+
 stage=$(mktemp -d "$BUILD/initramfs-stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
-mkdir -p "$stage"/{bin,tests,proc,sys,dev,tmp}
+mkdir -p "$stage"/{bin,tests,proc,sys,dev,tmp,lib/modules}
+cp "$mod/uffd_debug.ko" "$stage/lib/modules/"
 cp "$busybox" "$stage/bin/busybox"
 ln -s busybox "$stage/bin/sh"
 install -m 0755 "$TOP/scripts/guest-init.sh" "$stage/init"

@@ -21,6 +21,12 @@ mount -t tracefs tracefs /sys/kernel/tracing 2>/dev/null
 mkdir -p /dev/hugepages && mount -t hugetlbfs hugetlbfs /dev/hugepages 2>/dev/null
 echo 64 >/proc/sys/vm/nr_hugepages 2>/dev/null
 
+# The debug module: the tests that use it find it loaded.
+if [ -f /lib/modules/uffd_debug.ko ]; then
+	insmod /lib/modules/uffd_debug.ko ||
+		echo "# uffd-bench: insmod uffd_debug.ko failed"
+fi
+
 kernel=$(sed -n 's/.*uffd_bench.kernel=\([^ ]*\).*/\1/p' /proc/cmdline)
 only=$(sed -n 's/.*uffd_bench.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 

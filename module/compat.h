@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Everything that differs between the trees uffd_debug builds against
+ * (Debian's 6.1.y and mainline 7.x), in one place.  Kbuild sets the
+ * UFFD_DEBUG_* switches from the tree's sources and copies the structs
+ * userfaultfd keeps private into uffd_layout.h:
+ *
+ *   UFFD_DEBUG_HAVE_TRACEPOINTS   the series' userfaultfd tracepoints
+ *   UFFD_DEBUG_HAVE_ARMED_COUNT   the series' per-shmem-inode counter
+ */
+#ifndef UFFD_DEBUG_COMPAT_H
+#define UFFD_DEBUG_COMPAT_H
+
+#include <linux/version.h>
+#include <linux/mm.h>
+#include <linux/shmem_fs.h>
+#include <linux/userfaultfd_k.h>
+
+#include "uffd_layout.h"
+
+#ifdef UFFD_DEBUG_HAVE_TRACEPOINTS
+#include <trace/events/userfaultfd.h>
+#endif
+
+/* Remote GUP as KVM's async page fault worker issues it. */
+static inline long uffd_debug_gup_remote(struct mm_struct *mm,
+					 unsigned long start,
+					 unsigned long nr_pages,
+					 unsigned int gup_flags, int *locked)
+{
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+	return get_user_pages_remote(mm, start, nr_pages, gup_flags, NULL,
+				     NULL, locked);
+#else
+	return get_user_pages_remote(mm, start, nr_pages, gup_flags, NULL,
+				     locked);
+#endif
+}
+
+#ifdef UFFD_DEBUG_HAVE_ARMED_COUNT
+static inline bool uffd_debug_armed_count(struct inode *inode,
+					  unsigned int *count)
+{
+	*count = shmem_uffd_armed(inode);
+	return true;
+}
+#else
+static inline bool uffd_debug_armed_count(struct inode *inode,
+					  unsigned int *count)
+{
+	return false;
+}
+#endif
+
+#endif /* UFFD_DEBUG_COMPAT_H */

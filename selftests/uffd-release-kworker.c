@@ -1,0 +1,254 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * uffd-release-kworker: seed 000 through the path KVM's async page fault
+ * worker takes. The debug module's gup trigger faults a MISSING-armed range
+ * of another process in from a kworker (mmap_read_lock, remote GUP with a
+ * "locked" flag, unlock if still held); that process's monitor resolves a
+ * few of the faults and then closes the userfaultfd while the kworker is
+ * still inside GUP.
+ *
+ *  release_kworker.anon    anonymous memory
+ *  release_kworker.shmem   a shared memfd mapping
+ *
+ * Each round must see close() return and the kworker's GUP finish, each
+ * within 5 s. On a kernel where the fault on the released context returns
+ * VM_FAULT_NOPAGE, GUP retries for ever with mmap_lock held for read and
+ * close() waits for it for write: no signal reaches a kworker, so neither
+ * ever finishes. The case then reports the hang, waits for the hung-task
+ * detector to name the closing task (so that the report falls within this
+ * test), and fails; that task and the kworker stay stuck until reboot.
+ * Run it last.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+
+#include "uffd-race-common.h"
+
+#define PAGES		32
+#define HANG_S		5
+#define HUNG_WAIT_S	45
+
+static long page;
+static struct test_opts opts = { .rounds = 1000, .seconds = 20 };
+
+/*
+ * The process whose range the kworker faults in: arm it, tell the parent
+ * where it is, resolve @resolve faults, close the userfaultfd at once
+ * after the last copy, say so, and wait to be killed.
+ */
+static void __noreturn target(const struct mem_type *mt, int resolve, int out)
+{
+	static char src[4096];
+	struct uffd_msg msg;
+	size_t len = PAGES * page;
+	char *p;
+	int uffd, done = 0, null = open("/dev/null", O_WRONLY);
+
+	/* A stuck target must not hold the test's output open. */
+	if (null >= 0) {
+		dup2(null, 1);
+		dup2(null, 2);
+	}
+	memset(src, 0x6b, sizeof(src));
+	p = mt->map(len);
+	uffd = uffd_open_api(0, NULL);
+	if (!p || uffd < 0 || uffd_register(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING))
+		_exit(2);
+	if (write(out, &p, sizeof(p)) != sizeof(p))
+		_exit(2);
+	while (done < resolve && uffd_read_msg(uffd, &msg, 5000) == 1) {
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		if (uffd_copy(uffd, (void *)(unsigned long)
+			      (msg.arg.pagefault.address & ~(page - 1)), src, page) == 0)
+			done++;
+	}
+	close(uffd);
+	if (write(out, "c", 1) != 1)
+		_exit(2);
+	for (;;)
+		pause();
+}
+
+/* The trigger's outcome on one line, for a diagnostic. */
+static char *one_line(char *text)
+{
+	for (char *c = text; c && *c; c++)
+		if (*c == '\n')
+			*c = c[1] ? ';' : '\0';
+	return text ? text : "?";
+}
+
+/* Wait up to @seconds for one byte on @fd; true when it came. */
+static bool wait_byte(int fd, double seconds)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	char c;
+
+	return poll(&pfd, 1, seconds * 1000) == 1 && read(fd, &c, 1) == 1;
+}
+
+static char *gup_wait_done(double seconds)
+{
+	double end = now() + seconds;
+	char *text;
+
+	for (;;) {
+		text = uffd_debug_read("gup");
+		if (!text || strstr(text, "state done\n") || now() > end)
+			return text;
+		free(text);
+		usleep(10000);
+	}
+}
+
+/*
+ * The closing task is stuck for good: wait until the hung-task detector
+ * reports it, so that the report lands while this test runs.
+ */
+static void wait_hung_report(pid_t tid)
+{
+	char rec[1024], want[64];
+	double end = now() + HUNG_WAIT_S;
+	int fd = open("/dev/kmsg", O_RDONLY | O_NONBLOCK);
+	ssize_t n;
+
+	if (fd < 0) {
+		diag("/dev/kmsg: %s", strerror(errno));
+		return;
+	}
+	snprintf(want, sizeof(want), ":%d blocked for more than", tid);
+	while (now() < end) {
+		n = read(fd, rec, sizeof(rec) - 1);
+		if (n < 0) {
+			if (errno == EAGAIN)
+				usleep(200000);
+			continue;	/* EPIPE: overwritten records */
+		}
+		rec[n] = '\0';
+		if (strstr(rec, want)) {
+			diag("the hung-task detector reports it: %.*s", (int)strcspn(
+			     strchr(rec, ';') ? strchr(rec, ';') + 1 : rec, "\n"),
+			     strchr(rec, ';') ? strchr(rec, ';') + 1 : rec);
+			close(fd);
+			return;
+		}
+	}
+	diag("no hung-task report for task %d within %d s", tid, HUNG_WAIT_S);
+	close(fd);
+}
+
+static int case_release(const struct mem_type *mt)
+{
+	int round, pfd[2], resolve, hit = 0;
+	double t0 = now();
+	unsigned int st = opts.seed;
+	int err;
+	char *p, *text, *before;
+	long res;
+	pid_t pid;
+
+	before = uffd_debug_read("stats");
+	for (round = 1; round <= opts.rounds && now() - t0 < opts.seconds; round++) {
+		resolve = 1 + rnd(&st) % (PAGES / 2);
+		if (pipe(pfd))
+			case_fail_fast("pipe: %s", strerror(errno));
+		pid = fork();
+		if (pid < 0)
+			case_fail_fast("fork: %s", strerror(errno));
+		if (!pid) {
+			close(pfd[0]);
+			target(mt, resolve, pfd[1]);
+		}
+		close(pfd[1]);
+		if (read(pfd[0], &p, sizeof(p)) != sizeof(p))
+			case_fail_fast("round %d: the target did not arm its range", round);
+		err = uffd_debug_write("gup", "%d %p %ld write", pid, p, PAGES * page);
+		if (err) {
+			diag("round %d: gup trigger: %s%s", round, strerror(-err), err == -EBUSY ?
+			     " (an earlier trigger's GUP never finished)" : "");
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return CASE_FAIL;
+		}
+
+		if (!wait_byte(pfd[0], HANG_S)) {
+			text = uffd_debug_read("gup");
+			diag("round %d (%d faults resolved first): close(uffd) did not "
+			     "return within %d s while the kworker's GUP is in the range; "
+			     "gup: %s", round, resolve, HANG_S, one_line(text));
+			diag("GUP livelock on the released userfaultfd: the kworker "
+			     "spins with mmap_lock held, the closing task waits for it");
+			kill(pid, SIGKILL);
+			wait_hung_report(pid);
+			return CASE_FAIL;
+		}
+		text = gup_wait_done(HANG_S);
+		if (!text || !strstr(text, "state done\n")) {
+			diag("round %d: close returned but the kworker's GUP did not "
+			     "finish within %d s: %s", round, HANG_S, one_line(text));
+			kill(pid, SIGKILL);
+			return CASE_FAIL;
+		}
+		if (!text_number(text, "result", &res) || res <= 0) {
+			diag("round %d: the kworker's GUP failed: %s", round, one_line(text));
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return CASE_FAIL;
+		}
+		hit += res == PAGES;
+		free(text);
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		close(pfd[0]);
+	}
+	text = uffd_debug_read("stats");
+	diag("%d rounds in %.1f s, GUP faulted all %d pages in %d; no livelock",
+	     round - 1, now() - t0, PAGES, hit);
+	if (before && text && !strstr(text, "not available")) {
+		long b, a;
+
+		text_number(before, "fault_released.retry_lock_dropped", &b);
+		text_number(text, "fault_released.retry_lock_dropped", &a);
+		diag("faults on the released context that dropped mmap_lock and "
+		     "retried: %ld", a - b);
+	}
+	free(before);
+	free(text);
+	return CASE_PASS;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const types[] = { "anon", "shmem" };
+	char name[64];
+	int i, t;
+
+	page = sysconf(_SC_PAGESIZE);
+	parse_test_opts(argc, argv, &opts);
+	ksft_print_header();
+	ksft_set_plan(ARRAY_SIZE(types));
+	if (uffd_debug_ready()) {
+		for (t = 0; t < (int)ARRAY_SIZE(types); t++)
+			ksft_test_result_skip("release_kworker.%s\n", types[t]);
+		return finish_tests();
+	}
+	for (t = 0; t < (int)ARRAY_SIZE(types); t++) {
+		for (i = 0; i < nr_mem_types; i++)
+			if (!strcmp(mem_types[i].name, types[t]))
+				break;
+		snprintf(name, sizeof(name), "release_kworker.%s", types[t]);
+		report_case(name, run_case(name, case_release, &mem_types[i],
+					   opts.seconds + 2 * HANG_S + HUNG_WAIT_S + 20));
+	}
+	return finish_tests();
+}

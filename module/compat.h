@@ -7,11 +7,12 @@
  *
  *   UFFD_DEBUG_HAVE_TRACEPOINTS   the series' userfaultfd tracepoints
  *   UFFD_DEBUG_HAVE_ARMED_COUNT   the series' per-shmem-inode counter
+ *   UFFD_DEBUG_GUP_VMAS_ARG       get_user_pages_remote() still takes the
+ *                                 vmas array (before 6.5)
  */
 #ifndef UFFD_DEBUG_COMPAT_H
 #define UFFD_DEBUG_COMPAT_H
 
-#include <linux/version.h>
 #include <linux/mm.h>
 #include <linux/shmem_fs.h>
 #include <linux/userfaultfd_k.h>
@@ -22,13 +23,13 @@
 #include <trace/events/userfaultfd.h>
 #endif
 
-/* Remote GUP as KVM's async page fault worker issues it. */
+/* Remote GUP as KVM's async page fault worker issues it: no pages. */
 static inline long uffd_debug_gup_remote(struct mm_struct *mm,
 					 unsigned long start,
 					 unsigned long nr_pages,
 					 unsigned int gup_flags, int *locked)
 {
-#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 5, 0)
+#ifdef UFFD_DEBUG_GUP_VMAS_ARG
 	return get_user_pages_remote(mm, start, nr_pages, gup_flags, NULL,
 				     NULL, locked);
 #else

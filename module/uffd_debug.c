@@ -346,9 +346,9 @@ static void show_modes(struct seq_file *m, unsigned long flags)
 static unsigned int show_ctx_vmas(struct seq_file *m, struct mm_struct *mm,
 				  struct userfaultfd_ctx *ctx)
 {
+	VMA_ITERATOR(vmi, mm, 0);
 	struct vm_area_struct *vma;
 	unsigned int nr = 0;
-	VMA_ITERATOR(vmi, mm, 0);
 
 	for_each_vma(vmi, vma) {
 		if (vma->vm_userfaultfd_ctx.ctx != ctx)
@@ -820,10 +820,16 @@ static const char *const armed_reasons[] = {
 	[UFFD_ARMED_UNMAP]	= "unmap",
 	[UFFD_ARMED_UNDO]	= "undo",
 };
+
 #define NR_REASONS ARRAY_SIZE(armed_reasons)
 
-enum { RELEASED_RETRY_DROPPED, RELEASED_RETRY_KEPT, RELEASED_SIGBUS,
-       NR_RELEASED };
+enum {
+	RELEASED_RETRY_DROPPED,
+	RELEASED_RETRY_KEPT,
+	RELEASED_SIGBUS,
+	NR_RELEASED
+};
+
 static const char *const released_names[NR_RELEASED] = {
 	"retry_lock_dropped", "retry_lock_kept", "sigbus",
 };
@@ -842,7 +848,7 @@ static void probe_fault_released(void *data, struct mm_struct *mm,
 {
 	int i = RELEASED_SIGBUS;
 
-	if (ret & VM_FAULT_RETRY)
+	if (ret & (__force unsigned int)VM_FAULT_RETRY)
 		i = lock_dropped ? RELEASED_RETRY_DROPPED : RELEASED_RETRY_KEPT;
 	atomic_long_inc(&st_released[i]);
 }

@@ -31,7 +31,8 @@
 
 #define CASE_TIMEOUT	120
 #define NO_PID		"99999999"
-#define TASK_END	0x7ffffffff000UL
+/* The model's user address space end: 5-level paging's, the larger one. */
+#define TASK_END	0x00fffffffffff000UL
 #define GUP_MAX		(64UL << 20)
 
 static long page;
@@ -130,14 +131,40 @@ static bool check(const char *what, const char *line, int got, int want)
 	return false;
 }
 
+/*
+ * Write the line made of the fields @f (NULL: left out) and check the
+ * answer against the model: 0 when accepted as it should be, 1 when
+ * refused as it should be, -1 when wrong.
+ */
+static int gup_combination(const char **f, char *line, unsigned long base,
+			   size_t mapped)
+{
+	char *w[8], *buf, *s;
+	int n = 0, got, want;
+
+	line[0] = '\0';
+	for (int x = 0; x < 4; x++)
+		if (f[x])
+			strcat(strcat(line, f[x]), " ");
+	buf = strdup(line);
+	for (s = strtok(buf, " "); s && n < 8; s = strtok(NULL, " "))
+		w[n++] = s;
+	want = model_gup(w, n, base, mapped);
+	free(buf);
+	got = write_line("gup", line);
+	if (!check("gup", line, got, want))
+		return -1;
+	return got ? 1 : 0;
+}
+
 static int case_gup(const struct mem_type *unused)
 {
-	char me[16], a[32], ahex[32], line[512], *w[8], *buf;
-	const char *pids[] = { me, "0", "-1", "x", NO_PID, NULL };
-	const char *addrs[] = { a, "0", "0x1001", "junk", "0xfffffffffffff000", NULL };
-	const char *lens[] = { "4096", "0", "4095", "1099511627776", "-1", "z", NULL };
-	const char *flags[] = { NULL, "write", "w", "write write" };
-	int bad = 0, n, got, want, i, j, k, l;
+	char me[16], a[32], ahex[32], line[512];
+	const char *const pids[] = { me, "0", "-1", "x", NO_PID, NULL };
+	const char *const addrs[] = { a, "0", "0x1001", "junk", "0xfffffffffffff000", NULL };
+	const char *const lens[] = { "4096", "0", "4095", "1099511627776", "-1", "z", NULL };
+	const char *const flags[] = { NULL, "write", "w", "write write" };
+	int bad = 0, got, i;
 	char *p;
 
 	/* Four mapped pages with an unmapped one after them. */
@@ -149,27 +176,15 @@ static int case_gup(const struct mem_type *unused)
 	snprintf(a, sizeof(a), "%lu", (unsigned long)p);
 	snprintf(ahex, sizeof(ahex), "%p", p);
 
-	for (i = 0; i < 6; i++)
-		for (j = 0; j < 6; j++)
-			for (k = 0; k < 7; k++)
-				for (l = 0; l < 4; l++) {
-					const char *f[4] = { pids[i], addrs[j], lens[k], flags[l] };
+	for (int c = 0; c < 6 * 6 * 7 * 4; c++) {
+		const char *f[4] = { pids[c / 168], addrs[c / 28 % 6], lens[c / 4 % 7],
+				     flags[c % 4] };
 
-					line[0] = '\0';
-					for (int x = 0; x < 4; x++)
-						if (f[x])
-							strcat(strcat(line, f[x]), " ");
-					buf = strdup(line);
-					n = 0;
-					for (char *s = strtok(buf, " "); s && n < 8; s = strtok(NULL, " "))
-						w[n++] = s;
-					want = model_gup(w, n, (unsigned long)p, 4 * page);
-					free(buf);
-					got = write_line("gup", line);
-					bad += !check("gup", line, got, want);
-					if (!got && !gup_settle())
-						return CASE_FAIL;
-				}
+		got = gup_combination(f, line, (unsigned long)p, 4 * page);
+		bad += got < 0;
+		if (!got && !gup_settle())
+			return CASE_FAIL;
+	}
 
 	/* Shapes the combinations do not make. */
 	struct { char line[128]; int want; } sh[12];
@@ -187,7 +202,8 @@ static int case_gup(const struct mem_type *unused)
 	SHAPE(-EINVAL, "%s+1 %s 4096", me, a);
 	SHAPE(0, "%s %s 0x1000 write", me, ahex);
 	SHAPE(-EINVAL, "%s %s 18446744073709551616", me, a);
-	SHAPE(-EOVERFLOW, "%s 0x7fffffffe000 0x2000", me);
+	/* Past the end of any x86_64 user address space (4 or 5 levels). */
+	SHAPE(-EOVERFLOW, "%s 0x00fffffffffff000 0x2000", me);
 	SHAPE(-ESRCH, "2 %s 4096", a);			/* kthreadd: no mm */
 	SHAPE(-EINVAL, "4294967296 %s 4096", a);
 #undef SHAPE
@@ -214,9 +230,9 @@ static int case_gup(const struct mem_type *unused)
 static int case_shmem(const struct mem_type *unused)
 {
 	char me[16], mfd[16], pfd[16], line[512];
-	const char *a[] = { me, "x", "-1", NO_PID, "/tmp/uffd-debug-input", "clear", NULL };
-	const char *b[] = { mfd, "999", "-2", "y", pfd, NULL };
-	const char *c[] = { NULL, "extra" };
+	const char *const a[] = { me, "x", "-1", NO_PID, "/tmp/uffd-debug-input", "clear", NULL };
+	const char *const b[] = { mfd, "999", "-2", "y", pfd, NULL };
+	const char *const c[] = { NULL, "extra" };
 	int memfd, pipefd[2], fd, uffd, hfd, bad = 0, i, j, k, got, want;
 
 	memfd = memfd_create("uffd-debug-input", 0);

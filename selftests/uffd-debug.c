@@ -94,7 +94,15 @@ static bool no_faults(const char *b)
 
 static void *touch(void *p)
 {
-	return (void *)(long)*(volatile char *)p;
+	return (void *)(long)__atomic_load_n((char *)p, __ATOMIC_RELAXED);
+}
+
+static void unregister(int uffd, void *p, size_t len)
+{
+	struct uffdio_range r = { .start = (unsigned long)p, .len = len };
+
+	if (ioctl(uffd, UFFDIO_UNREGISTER, &r))
+		case_fail_fast("UFFDIO_UNREGISTER: %s", strerror(errno));
 }
 
 /* A range line for [@p, @p + @len) with @what after the addresses. */
@@ -229,7 +237,8 @@ static int case_fork_event(const struct mem_type *unused)
 			break;
 		usleep(20000);
 	} while (now() < end);
-	if (!block || !(kid = strstr(block, "\tevent fork child "))) {
+	kid = block ? strstr(block, "\tevent fork child ") : NULL;
+	if (!kid) {
 		diag("no queued fork event on %d:%d:\n%s", me, uffd, block ? block : "");
 		goto out;
 	}
@@ -355,9 +364,7 @@ static int shmem_audit(bool counter)
 		case_fail_fast("mprotect: %s", strerror(errno));
 	if (!audit_is(&a, "after mprotect split", 5, 4, counter))
 		return CASE_FAIL;
-	if (ioctl(uffd, UFFDIO_UNREGISTER,
-		  &(struct uffdio_range){ .start = (unsigned long)m3, .len = len }))
-		case_fail_fast("UFFDIO_UNREGISTER: %s", strerror(errno));
+	unregister(uffd, m3, len);
 	if (!audit_is(&a, "after unregister of the private mapping", 5, 3, counter))
 		return CASE_FAIL;
 	munmap(m2, len);
@@ -421,7 +428,7 @@ static bool stats_are(const char *step, const char *const *keys,
 		      const long *want, int n)
 {
 	char *text = uffd_debug_read("stats");
-	bool ok = text != NULL;
+	bool ok = !!text;
 	long v;
 
 	for (int i = 0; ok && i < n; i++) {
@@ -496,9 +503,7 @@ static int case_stats(const struct mem_type *unused)
 	want[2] = 1;
 	if (!stats_are("after munmap of one half", keys, want, ARRAY_SIZE(keys)))
 		return CASE_FAIL;
-	if (ioctl(uffd, UFFDIO_UNREGISTER,
-		  &(struct uffdio_range){ .start = (unsigned long)area, .len = HPAGE / 2 }))
-		case_fail_fast("UFFDIO_UNREGISTER: %s", strerror(errno));
+	unregister(uffd, area, HPAGE / 2);
 	want[3] = 1;
 	if (!stats_are("after unregister", keys, want, ARRAY_SIZE(keys)))
 		return CASE_FAIL;

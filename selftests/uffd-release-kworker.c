@@ -136,9 +136,11 @@ static void wait_hung_report(pid_t tid)
 		}
 		rec[n] = '\0';
 		if (strstr(rec, want)) {
-			diag("the hung-task detector reports it: %.*s", (int)strcspn(
-			     strchr(rec, ';') ? strchr(rec, ';') + 1 : rec, "\n"),
-			     strchr(rec, ';') ? strchr(rec, ';') + 1 : rec);
+			/* A record is "prefix;text\n": print the text. */
+			char *text = strchr(rec, ';') ? strchr(rec, ';') + 1 : rec;
+
+			text[strcspn(text, "\n")] = '\0';
+			diag("the hung-task detector reports it: %s", text);
 			close(fd);
 			return;
 		}
@@ -183,19 +185,18 @@ static int case_release(const struct mem_type *mt)
 
 		if (!wait_byte(pfd[0], HANG_S)) {
 			text = uffd_debug_read("gup");
-			diag("round %d (%d faults resolved first): close(uffd) did not "
-			     "return within %d s while the kworker's GUP is in the range; "
-			     "gup: %s", round, resolve, HANG_S, one_line(text));
-			diag("GUP livelock on the released userfaultfd: the kworker "
-			     "spins with mmap_lock held, the closing task waits for it");
+			diag("round %d (%d faults resolved): close(uffd) hangs > %d s, gup: %s",
+			     round, resolve, HANG_S, one_line(text));
+			diag("GUP livelock on the released userfaultfd: the kworker spins");
+			diag("with mmap_lock held, the closing task waits for it");
 			kill(pid, SIGKILL);
 			wait_hung_report(pid);
 			return CASE_FAIL;
 		}
 		text = gup_wait_done(HANG_S);
 		if (!text || !strstr(text, "state done\n")) {
-			diag("round %d: close returned but the kworker's GUP did not "
-			     "finish within %d s: %s", round, HANG_S, one_line(text));
+			diag("round %d: close returned, the kworker GUP still runs after %d s: %s",
+			     round, HANG_S, one_line(text));
 			kill(pid, SIGKILL);
 			return CASE_FAIL;
 		}
@@ -219,8 +220,8 @@ static int case_release(const struct mem_type *mt)
 
 		text_number(before, "fault_released.retry_lock_dropped", &b);
 		text_number(text, "fault_released.retry_lock_dropped", &a);
-		diag("faults on the released context that dropped mmap_lock and "
-		     "retried: %ld", a - b);
+		diag("faults on the released context that dropped mmap_lock and retried: %ld",
+		     a - b);
 	}
 	free(before);
 	free(text);

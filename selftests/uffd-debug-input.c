@@ -15,6 +15,7 @@
  *  input.contexts  read-only; reads of any size and offset
  *  input.random    random bytes to every writable file (-s SEED replays)
  *  input.exiting   triggers and selections naming a process as it exits
+ *  input.still_working  every file still answers afterwards
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -450,39 +451,36 @@ static int case_exiting(const struct mem_type *unused)
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(const struct mem_type *mt);
-} cases[] = {
+/* After all the above, every file still answers. */
+static int case_still_working(const struct mem_type *unused)
+{
+	static const char *const files[] = { "contexts", "shmem", "stats", "gup" };
+
+	for (int i = 0; i < (int)ARRAY_SIZE(files); i++) {
+		char *t = uffd_debug_read(files[i]);
+
+		if (!t) {
+			diag("%s unreadable: %s", files[i], strerror(errno));
+			return CASE_FAIL;
+		}
+		free(t);
+	}
+	return CASE_PASS;
+}
+
+static const struct named_case cases[] = {
 	{ "input.gup", case_gup },
 	{ "input.shmem", case_shmem },
 	{ "input.stats", case_stats },
 	{ "input.contexts", case_contexts },
 	{ "input.random", case_random },
 	{ "input.exiting", case_exiting },
+	{ "input.still_working", case_still_working },
 };
 
 int main(int argc, char **argv)
 {
-	int n = ARRAY_SIZE(cases);
-	char *t;
-
 	page = sysconf(_SC_PAGESIZE);
 	parse_test_opts(argc, argv, &opts);
-	ksft_print_header();
-	ksft_set_plan(n);
-	if (uffd_debug_ready()) {
-		for (int i = 0; i < n; i++)
-			ksft_test_result_skip("%s\n", cases[i].name);
-		return finish_tests();
-	}
-	for (int i = 0; i < n; i++)
-		report_case(cases[i].name, run_case(cases[i].name, cases[i].fn,
-						    NULL, CASE_TIMEOUT));
-	/* Still answering after all that. */
-	t = uffd_debug_read("contexts");
-	if (!t)
-		ksft_print_msg("contexts unreadable afterwards: %s\n", strerror(errno));
-	free(t);
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, uffd_debug_ready() != 0);
 }

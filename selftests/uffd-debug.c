@@ -715,10 +715,7 @@ static int case_kmemleak(const struct mem_type *unused)
 	return CASE_PASS;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(const struct mem_type *mt);
-} cases[] = {
+static const struct named_case cases[] = {
 	{ "contexts.listed", case_contexts },
 	{ "contexts.fork_event", case_fork_event },
 	{ "shmem.recount", case_shmem_recount },
@@ -732,18 +729,6 @@ static const struct {
 
 int main(int argc, char **argv)
 {
-	int n = ARRAY_SIZE(cases);
-
 	page = sysconf(_SC_PAGESIZE);
-	ksft_print_header();
-	ksft_set_plan(n);
-	if (uffd_debug_ready()) {
-		for (int i = 0; i < n; i++)
-			ksft_test_result_skip("%s\n", cases[i].name);
-		return finish_tests();
-	}
-	for (int i = 0; i < n; i++)
-		report_case(cases[i].name, run_case(cases[i].name, cases[i].fn,
-						    NULL, CASE_TIMEOUT));
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, uffd_debug_ready() != 0);
 }

@@ -159,6 +159,32 @@ static inline int finish_tests(void)
 	return 0;
 }
 
+/* A test's cases, for run_cases(). */
+struct named_case {
+	const char *name;
+	int (*fn)(const struct mem_type *mt);
+};
+
+/*
+ * Plan @n cases and run each in its own child (run_case()), or report them
+ * all SKIP when @skip. Then print the totals and exit. Inline for the same
+ * reason as report_case().
+ */
+static inline int run_cases(const struct named_case *cases, int n, int timeout_s,
+			    bool skip)
+{
+	ksft_print_header();
+	ksft_set_plan(n);
+	for (int i = 0; i < n; i++) {
+		if (skip)
+			ksft_test_result_skip("%s\n", cases[i].name);
+		else
+			report_case(cases[i].name, run_case(cases[i].name, cases[i].fn,
+							    NULL, timeout_s));
+	}
+	return finish_tests();
+}
+
 /*
  * The debug module (module/uffd_debug.c) and its debugfs files.
  * uffd_debug_ready(): 0 when its directory is there (loading the module

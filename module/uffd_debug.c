@@ -41,6 +41,8 @@
 #include <linux/sched/signal.h>
 #include <linux/sched/task.h>
 #include <linux/seq_file.h>
+#include <linux/random.h>
+#include <linux/siphash.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -58,6 +60,18 @@
 #define AUDIT_LIST_MAX	64
 
 static struct dentry *uffd_debug_dir;
+
+/*
+ * Contexts and mms are named by a keyed hash of their address: stable for
+ * the module's lifetime, comparable between files, no address leaked
+ * (%p prints "(ptrval)" for all of them until the CRNG is ready).
+ */
+static siphash_key_t id_key;
+
+static u32 obj_id(const void *p)
+{
+	return (u32)siphash_1u64((u64)(unsigned long)p, &id_key);
+}
 
 /* ---- input ---------------------------------------------------------- */
 
@@ -459,7 +473,7 @@ static unsigned int show_events(struct seq_file *m,
 			k->flags = kid->flags;
 			k->refs = refcount_read(&kid->refcount);
 			k->released = READ_ONCE(kid->released);
-			seq_printf(m, " child %p", kid);
+			seq_printf(m, " child %08x", obj_id(kid));
 		}
 		seq_putc(m, '\n');
 	}
@@ -482,7 +496,7 @@ static void show_ctx(struct seq_file *m, struct userfaultfd_ctx *ctx,
 	spin_unlock(&ctx->fault_wqh.lock);
 	spin_unlock_irq(&ctx->fault_pending_wqh.lock);
 
-	seq_printf(m, "ctx %p\n", ctx);
+	seq_printf(m, "ctx %08x\n", obj_id(ctx));
 	if (owner)
 		seq_printf(m, "\towner %d %s\n", owner, comm);
 	else
@@ -498,8 +512,8 @@ static void show_ctx(struct seq_file *m, struct userfaultfd_ctx *ctx,
 	show_ranges(m, ctx->mm, ctx, locked);
 
 	for (i = 0; i < nr_kids; i++) {
-		seq_printf(m, "\nctx %p\n\towner none (fork child, event pending on ctx %p)\n",
-			   kids[i].ctx, ctx);
+		seq_printf(m, "\nctx %08x\n\towner none (fork child, event pending on ctx %08x)\n",
+			   obj_id(kids[i].ctx), obj_id(ctx));
 		seq_puts(m, "\tfds none\n");
 		seq_printf(m, "\tfeatures 0x%x flags 0x%x released %d refs %u\n",
 			   kids[i].features, kids[i].flags, kids[i].released,
@@ -666,8 +680,8 @@ static void audit_once(struct seq_file *m, struct inode *inode,
 			continue;
 		if (a->mappings > AUDIT_LIST_MAX)
 			continue;
-		seq_printf(m, "vma %lx-%lx mm %p pgoff %lu %s ",
-			   vma->vm_start, vma->vm_end, vma->vm_mm,
+		seq_printf(m, "vma %lx-%lx mm %08x pgoff %lu %s ",
+			   vma->vm_start, vma->vm_end, obj_id(vma->vm_mm),
 			   vma->vm_pgoff,
 			   flags & VM_SHARED ? "shared" : "private");
 		show_modes(m, flags);
@@ -1191,6 +1205,7 @@ static int __init uffd_debug_init(void)
 {
 	int err;
 
+	get_random_bytes(&id_key, sizeof(id_key));
 	mutex_init(&gup.write_lock);
 	spin_lock_init(&gup.lock);
 	INIT_WORK(&gup.work, gup_work_fn);

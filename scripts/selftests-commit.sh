@@ -69,7 +69,9 @@ python3 - "$repo/$dir/run_vmtests.sh" "${tests[@]}" <<'PY'
 import re, sys
 path, tests = sys.argv[1], sys.argv[2:]
 text = open(path).read()
-block = "".join(f"run_test ./{t}\n" for t in tests)
+# mm's run_vmtests.sh selects tests by category (-t userfaultfd)
+cat = 'CATEGORY="userfaultfd" ' if 'CATEGORY="userfaultfd"' in text else ""
+block = "".join(f"{cat}run_test ./{t}\n" for t in tests)
 # After the last line that runs the tree's userfaultfd test (in a loop or not).
 lines = text.splitlines(keepends=True)
 last = max((i for i, l in enumerate(lines) if re.search(r"run_test \./userfaultfd\b|uffd-unit-tests", l)), default=None)
@@ -87,7 +89,10 @@ lines.insert(last + 1, "\n# userfaultfd race tests (uffd-race-common.c)\n" + blo
 open(path, "w").write("".join(lines))
 PY
 
-git -C "$repo" add -f "$dir"
+# Only what this script wrote: a build in the tree leaves generated files.
+files=("$dir/Makefile" "$dir/.gitignore" "$dir/run_vmtests.sh")
+for f in "${tests[@]/%/.c}" "${common[@]}"; do files+=("$dir/$f"); done
+git -C "$repo" add -f -- "${files[@]}"
 # The first paragraph of each test's header comment, as a bullet.
 bullets=$(python3 - "$TOP/selftests" "${tests[@]}" <<'PY'
 import sys, textwrap

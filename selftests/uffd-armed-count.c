@@ -177,7 +177,7 @@ static int open_uffd(__u64 features)
 
 static int arm(int uffd, char *addr, size_t len)
 {
-	if (uffd_register(uffd, addr, len, UFFDIO_REGISTER_MODE_MISSING)) {
+	if (uffd_register_mode(uffd, addr, len, UFFDIO_REGISTER_MODE_MISSING)) {
 		diag("UFFDIO_REGISTER: %s", strerror(errno));
 		return -1;
 	}

@@ -174,7 +174,7 @@ static void *armer(void *arg)
 		return NULL;
 	}
 	while (!stop) {
-		if (uffd_register(uffd, m, FILE_SIZE, UFFDIO_REGISTER_MODE_MISSING)) {
+		if (uffd_register_mode(uffd, m, FILE_SIZE, UFFDIO_REGISTER_MODE_MISSING)) {
 			fail("UFFDIO_REGISTER: %s", strerror(errno));
 			break;
 		}

@@ -19,6 +19,12 @@
  *  register_race another process keeps calling MADV_COLLAPSE on the file
  *               while the range is registered at a random moment: the
  *               holes there when UFFDIO_REGISTER returned must stay holes;
+ *  register_race_armed  the same while a second mapping of the file's next
+ *               2 MiB is armed, so that the collapse has to look at the
+ *               VMAs of the range instead of a zero count;
+ *  armed_elsewhere  only the file's next 2 MiB are armed: the first 2 MiB,
+ *               which no armed VMA maps, must collapse (mainline's guard is
+ *               per range; 6.1's, a per-inode count, refuses by design);
  *  unregistered after UFFDIO_UNREGISTER, MADV_COLLAPSE must succeed (the
  *               guard must not outlive the registration);
  *  closed, unmapped  the same after close(uffd) / munmap of the armed VMA;
@@ -111,7 +117,7 @@ static int arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mo
 		     strerror(errno));
 		return CASE_SKIP;
 	}
-	if (uffd_register(r->uffd, addr, len, mode)) {
+	if (uffd_register_mode(r->uffd, addr, len, mode)) {
 		diag("UFFDIO_REGISTER mode %#llx: %s", (unsigned long long)mode, strerror(errno));
 		return errno == EINVAL ? CASE_SKIP : CASE_FAIL;
 	}
@@ -405,6 +411,51 @@ static int case_khugepaged(void)
 	return ret;
 }
 
+/*
+ * Grow @r's file to 4 MiB and arm a mapping of its second 2 MiB with a
+ * userfaultfd of its own: the file's count is non-zero, its first 2 MiB
+ * are mapped by no armed VMA.
+ */
+static int arm_next_hpage(struct range *r, int *uffd)
+{
+	char *next;
+
+	if (ftruncate(r->fd, 2 * HPAGE)) {
+		diag("ftruncate: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	next = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, HPAGE);
+	if (next == MAP_FAILED) {
+		diag("mmap: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	*uffd = uffd_open_api(0, NULL);
+	if (*uffd < 0 || uffd_register_mode(*uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
+		diag("arming the second 2 MiB: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	return CASE_PASS;
+}
+
+static int case_armed_elsewhere(void)
+{
+	struct range r;
+	int uffd, ret, err, first, filled;
+
+	if (make_file(&r))
+		return CASE_FAIL;
+	ret = arm_next_hpage(&r, &uffd);
+	if (ret)
+		return ret;
+	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
+	err = errno;
+	filled = filled_holes(&r, npages, &first);
+	diag("MADV_COLLAPSE of the unarmed first 2 MiB returned %d (%s), %d of %d holes resident",
+	     ret, ret ? strerror(err) : "success", filled, npages / 2);
+	close(uffd);
+	return !ret && filled == npages / 2 ? CASE_PASS : CASE_FAIL;
+}
+
 struct collapser {
 	int fd;
 	/* In shared memory: the collapser is a process. */
@@ -435,7 +486,7 @@ static pid_t start_collapser(struct collapser *c)
 #define FILLED_LATER	"round %d: %d of the %d holes there when UFFDIO_REGISTER returned were filled by a later collapse, first page %d"
 #define RACE_SUMMARY	"%d rounds, %d with holes left at registration (the others lost the race to a collapse before it), none filled afterwards"
 
-static int case_register_race(void)
+static int register_race(bool armed_next)
 {
 	atomic_int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -461,7 +512,11 @@ static int case_register_race(void)
 		struct range r;
 		pid_t pid;
 
+		int next_uffd = -1;
+
 		if (make_file(&r))
+			return CASE_FAIL;
+		if (armed_next && arm_next_hpage(&r, &next_uffd))
 			return CASE_FAIL;
 		c.fd = r.fd;
 		atomic_store(c.stop, 0);
@@ -512,6 +567,8 @@ static int case_register_race(void)
 				return CASE_FAIL;
 		}
 		close(r.uffd);
+		if (next_uffd >= 0)
+			close(next_uffd);
 		munmap(r.area, HPAGE);
 		close(r.fd);
 	}
@@ -521,6 +578,16 @@ static int case_register_race(void)
 		return CASE_FAIL;
 	}
 	return CASE_PASS;
+}
+
+static int case_register_race(void)
+{
+	return register_race(false);
+}
+
+static int case_register_race_armed(void)
+{
+	return register_race(true);
 }
 
 /* Once armed and then disarmed by @how, the file must collapse again. */
@@ -629,6 +696,8 @@ static const struct {
 	{ "madv_collapse.partial", case_partial },
 	{ "khugepaged", case_khugepaged },
 	{ "madv_collapse.register_race", case_register_race },
+	{ "madv_collapse.register_race_armed", case_register_race_armed },
+	{ "madv_collapse.armed_elsewhere", case_armed_elsewhere },
 	{ "madv_collapse.unregistered", case_unregistered },
 	{ "madv_collapse.closed", case_closed },
 	{ "madv_collapse.unmapped", case_unmapped },

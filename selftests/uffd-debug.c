@@ -130,8 +130,8 @@ static int case_contexts(const struct mem_type *unused)
 	shm = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	uffd = uffd_open_api(0, NULL);
 	if (shm == MAP_FAILED || uffd < 0 ||
-	    uffd_register(uffd, anon, 4 * page, UFFDIO_REGISTER_MODE_MISSING) ||
-	    uffd_register(uffd, shm, 4 * page, UFFDIO_REGISTER_MODE_MISSING))
+	    uffd_register_mode(uffd, anon, 4 * page, UFFDIO_REGISTER_MODE_MISSING) ||
+	    uffd_register_mode(uffd, shm, 4 * page, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
 
 	block = wait_ctx(me, uffd, no_faults, 1);
@@ -222,7 +222,7 @@ static int case_fork_event(const struct mem_type *unused)
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	uffd = uffd_open_api(UFFD_FEATURE_EVENT_FORK, NULL);
 	if (anon == MAP_FAILED || uffd < 0 ||
-	    uffd_register(uffd, anon, 4 * page, UFFDIO_REGISTER_MODE_MISSING))
+	    uffd_register_mode(uffd, anon, 4 * page, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
 	/* fork() waits until the event is read: fork from a thread. */
 	if (pthread_create(&t, NULL, do_fork, &f))
@@ -349,8 +349,8 @@ static int shmem_audit(bool counter)
 	m3 = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, memfd, 0);
 	uffd = uffd_open_api(0, NULL);
 	if (m1 == MAP_FAILED || m2 == MAP_FAILED || m3 == MAP_FAILED || uffd < 0 ||
-	    uffd_register(uffd, m1, len, UFFDIO_REGISTER_MODE_MISSING) ||
-	    uffd_register(uffd, m3, len, UFFDIO_REGISTER_MODE_MISSING))
+	    uffd_register_mode(uffd, m1, len, UFFDIO_REGISTER_MODE_MISSING) ||
+	    uffd_register_mode(uffd, m3, len, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
 	err = uffd_debug_write("shmem", "%d %d\n", getpid(), memfd);
 	if (err) {
@@ -385,7 +385,7 @@ static int shmem_audit(bool counter)
 	m1 = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	uffd = uffd_open_api(0, NULL);
 	if (m1 == MAP_FAILED || uffd < 0 ||
-	    uffd_register(uffd, m1, len, UFFDIO_REGISTER_MODE_MISSING))
+	    uffd_register_mode(uffd, m1, len, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup of %s: %s", path, strerror(errno));
 	err = uffd_debug_write("shmem", "%s", path);
 	if (err) {
@@ -476,7 +476,7 @@ static int case_stats(const struct mem_type *unused)
 	area = map_hpage_aligned(memfd, HPAGE, MAP_SHARED);
 	uffd = uffd_open_api(0, NULL);
 	if (!area || uffd < 0 ||
-	    uffd_register(uffd, area, HPAGE, UFFDIO_REGISTER_MODE_MISSING))
+	    uffd_register_mode(uffd, area, HPAGE, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
 	want[0] = 1;
 	if (!stats_are("after register", keys, want, ARRAY_SIZE(keys)))
@@ -596,7 +596,7 @@ static int case_gup_uffd(const struct mem_type *unused)
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	m.uffd = uffd_open_api(0, NULL);
 	if (m.base == MAP_FAILED || m.uffd < 0 ||
-	    uffd_register(m.uffd, m.base, len, UFFDIO_REGISTER_MODE_MISSING))
+	    uffd_register_mode(m.uffd, m.base, len, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
 	if (pthread_create(&t, NULL, resolve_all, &m))
 		case_fail_fast("pthread_create failed");
@@ -635,7 +635,7 @@ static void churn(void)
 		int uffd = uffd_open_api(UFFD_FEATURE_EVENT_FORK, NULL);
 
 		if (uffd >= 0) {
-			uffd_register(uffd, p, 4 * page, UFFDIO_REGISTER_MODE_MISSING);
+			uffd_register_mode(uffd, p, 4 * page, UFFDIO_REGISTER_MODE_MISSING);
 			text = uffd_debug_read("contexts");
 			free(text);
 			close(uffd);

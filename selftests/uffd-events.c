@@ -441,7 +441,7 @@ static __noreturn void target_main(const struct mem_type *mt, int in, int out, i
 		snprintf(h.what, sizeof(h.what), "map %zu bytes", len);
 	} else {
 		uffd = uffd_open_api(ALL_EVENTS, NULL);
-		if (uffd < 0 || uffd_register(uffd, area, len, UFFDIO_REGISTER_MODE_MISSING)) {
+		if (uffd < 0 || uffd_register_mode(uffd, area, len, UFFDIO_REGISTER_MODE_MISSING)) {
 			h.err = errno;
 			snprintf(h.what, sizeof(h.what), uffd < 0 ? "UFFDIO_API" :
 				 "UFFDIO_REGISTER");

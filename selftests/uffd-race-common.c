@@ -154,7 +154,7 @@ int uffd_open_api(__u64 features, __u64 *ioctls)
 	return fd;
 }
 
-int uffd_register(int uffd, void *addr, size_t len, __u64 mode)
+int uffd_register_mode(int uffd, void *addr, size_t len, __u64 mode)
 {
 	struct uffdio_register reg = {
 		.range = { .start = (unsigned long)addr, .len = len },

@@ -100,7 +100,7 @@ char *map_hpage_aligned(int fd, size_t len, int flags);
 int uffd_open(int flags);
 /* Open and handshake with @features; -1 and errno on error. */
 int uffd_open_api(__u64 features, __u64 *ioctls);
-int uffd_register(int uffd, void *addr, size_t len, __u64 mode);
+int uffd_register_mode(int uffd, void *addr, size_t len, __u64 mode);
 /* UFFDIO_COPY of one page: 0, or -errno. */
 int uffd_copy(int uffd, void *dst, const void *src, size_t len);
 /*

@@ -220,8 +220,8 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 		diag("open /proc/self/mem or userfaultfd: %s", strerror(errno));
 		return CASE_FAIL;
 	}
-	if (uffd_register(r.uffd, r.area, r.npages * r.page,
-			  UFFDIO_REGISTER_MODE_MISSING)) {
+	if (uffd_register_mode(r.uffd, r.area, r.npages * r.page,
+			       UFFDIO_REGISTER_MODE_MISSING)) {
 		diag("UFFDIO_REGISTER MISSING on %s: %s", mt->name, strerror(errno));
 		return CASE_FAIL;
 	}

@@ -61,7 +61,7 @@ static void __noreturn target(const struct mem_type *mt, int resolve, int out)
 	memset(src, 0x6b, sizeof(src));
 	p = mt->map(len);
 	uffd = uffd_open_api(0, NULL);
-	if (!p || uffd < 0 || uffd_register(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING))
+	if (!p || uffd < 0 || uffd_register_mode(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING))
 		_exit(2);
 	if (write(out, &p, sizeof(p)) != sizeof(p))
 		_exit(2);

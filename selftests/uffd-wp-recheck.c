@@ -341,7 +341,7 @@ static int case_wp_recheck(const struct mem_type *unused)
 		     NPAGES, st->page, strerror(errno));
 		return CASE_SKIP;
 	}
-	if (uffd_register(st->uffd, st->area, NPAGES * st->page, cur->mode)) {
+	if (uffd_register_mode(st->uffd, st->area, NPAGES * st->page, cur->mode)) {
 		diag("UFFDIO_REGISTER mode %#llx: %s", (unsigned long long)cur->mode,
 		     strerror(errno));
 		return errno == EINVAL ? CASE_SKIP : CASE_FAIL;

@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * uffd-collapse-guard: the time interrupts stay off while MADV_COLLAPSE
+ * decides whether a shmem range with holes is armed with userfaultfd
+ * MISSING must not grow with the number of mappings of the file.
+ *
+ * A 2 MiB memfd with holes at its odd pages is mapped N times (N = 1, 64,
+ * 1024, 4096 by default) and collapsed through one of the mappings, again
+ * and again (the file is punched and refilled between rounds). The
+ * irqsoff tracer gives the longest interrupts-off section of each call;
+ * its start and end must be in collapse_file() for the reading to count.
+ * Reported per N: the median of the rounds' readings and of the calls'
+ * wall time.
+ *
+ *  flat        no mapping armed (the uffd-armed count is zero): the median
+ *              at the largest N must stay within FLAT_FACTOR of the one at
+ *              N = 1 plus FLAT_SLACK_US. A walk of the file's VMAs with
+ *              interrupts off, as 7.3 does, fails it;
+ *  flat_armed  the same with one more mapping, of the file's second 2 MiB,
+ *              armed: the count is non-zero, the collapse must look at the
+ *              VMAs of the range (with interrupts on) and still collapse.
+ *
+ * Needs CONFIG_IRQSOFF_TRACER and tracefs; skips without them.
+ * -r ROUNDS (default 5) collapses per N.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/wait.h>
+
+#include "uffd-race-common.h"
+
+#define CASE_TIMEOUT	240
+#define FLAT_FACTOR	2
+#define FLAT_SLACK_US	100
+#define MAX_ROUNDS	32
+
+static struct test_opts opts = { .rounds = 5, .seconds = 200 };
+static const int counts[] = { 1, 64, 1024, 4096 };
+#define NR_COUNTS	((int)ARRAY_SIZE(counts))
+static const char *tracing;
+static size_t page;
+
+static int tracing_write(const char *file, const char *val)
+{
+	char path[128];
+	int fd, ret = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", tracing, file);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	if (fd < 0)
+		return -1;
+	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
+		ret = -1;
+	close(fd);
+	return ret;
+}
+
+static int tracing_read(const char *file, char *buf, size_t len)
+{
+	char path[128];
+	ssize_t n, got = 0;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", tracing, file);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	while (got < (ssize_t)len - 1 && (n = read(fd, buf + got, len - 1 - got)) > 0)
+		got += n;
+	close(fd);
+	buf[got] = '\0';
+	return 0;
+}
+
+/* Find tracefs and select the irqsoff tracer; a reason when it cannot. */
+static const char *setup_tracer(void)
+{
+	static const char *const dirs[] = { "/sys/kernel/tracing",
+					    "/sys/kernel/debug/tracing" };
+	char buf[4096];
+
+	for (int i = 0; i < 2 && !tracing; i++) {
+		char probe[128];
+
+		snprintf(probe, sizeof(probe), "%s/available_tracers", dirs[i]);
+		if (access(probe, R_OK) && i == 0)
+			mount("tracefs", dirs[0], "tracefs", 0, NULL);
+		if (!access(probe, R_OK))
+			tracing = dirs[i];
+	}
+	if (!tracing)
+		return "no tracefs";
+	if (tracing_read("available_tracers", buf, sizeof(buf)) || !strstr(buf, "irqsoff"))
+		return "no irqsoff tracer (CONFIG_IRQSOFF_TRACER)";
+	if (tracing_write("current_tracer", "irqsoff") || tracing_write("tracing_on", "1"))
+		return "cannot select the irqsoff tracer";
+	return NULL;
+}
+
+/* Whether the line of @buf that starts with @tag names @func. */
+static bool line_names(const char *buf, const char *tag, const char *func)
+{
+	const char *line = strstr(buf, tag), *eol, *hit;
+
+	if (!line)
+		return false;
+	eol = strchrnul(line, '\n');
+	hit = strstr(line, func);
+	return hit && hit < eol;
+}
+
+/*
+ * The longest interrupts-off section since the last reset, in us, and
+ * whether it started and ended in collapse_file().
+ */
+static long max_irqsoff(bool *in_collapse)
+{
+	static char buf[1 << 16];
+	long us;
+
+	if (tracing_read("tracing_max_latency", buf, sizeof(buf)))
+		return -1;
+	us = atol(buf);
+	if (tracing_read("trace", buf, sizeof(buf)))
+		return -1;
+	*in_collapse = line_names(buf, "=> started at:", "collapse_file") &&
+		       line_names(buf, "=> ended at:", "collapse_file");
+	return us;
+}
+
+static int cmp_long(const void *a, const void *b)
+{
+	long x = *(const long *)a, y = *(const long *)b;
+
+	return (x > y) - (x < y);
+}
+
+static long median(long *v, int n)
+{
+	qsort(v, n, sizeof(*v), cmp_long);
+	return v[n / 2];
+}
+
+/* Even pages written, odd pages holes. */
+static int refill(int fd, char *area)
+{
+	if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, HPAGE)) {
+		diag("punching the file: %s", strerror(errno));
+		return -1;
+	}
+	for (size_t off = 0; off < HPAGE; off += 2 * page)
+		memset(area + off, 0x5a, page);
+	return 0;
+}
+
+/* Median interrupts-off time and wall time of collapsing with @n mappings. */
+static int measure(int n, bool armed, long *irqsoff_us, long *wall_us)
+{
+	long irq[MAX_ROUNDS], wall[MAX_ROUNDS];
+	int rounds = opts.rounds < MAX_ROUNDS ? opts.rounds : MAX_ROUNDS;
+	int fd = memfd_create("uffd-collapse-guard", 0), uffd = -1;
+	char *area, *next;
+	unsigned char vec[512];
+
+	if (fd < 0 || ftruncate(fd, armed ? 2 * HPAGE : HPAGE)) {
+		diag("memfd: %s", strerror(errno));
+		return -1;
+	}
+	area = map_hpage_aligned(fd, HPAGE, MAP_SHARED);
+	if (!area) {
+		diag("mmap: %s", strerror(errno));
+		return -1;
+	}
+	madvise(area, HPAGE, MADV_HUGEPAGE);
+	/* Separate VMAs: the same file offset cannot merge with a neighbour. */
+	for (int i = 1; i < n; i++)
+		if (mmap(NULL, HPAGE, PROT_READ, MAP_SHARED, fd, 0) == MAP_FAILED) {
+			diag("mapping %d of %d: %s", i + 1, n, strerror(errno));
+			return -1;
+		}
+	if (armed) {
+		next = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, HPAGE);
+		uffd = uffd_open_api(0, NULL);
+		if (next == MAP_FAILED || uffd < 0 ||
+		    uffd_register_mode(uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
+			diag("arming the second 2 MiB: %s", strerror(errno));
+			return -1;
+		}
+	}
+	for (int r = 0; r < rounds; r++) {
+		bool in_collapse = false;
+		double t;
+		int ret;
+
+		if (refill(fd, area) || tracing_write("tracing_max_latency", "0"))
+			return -1;
+		t = now();
+		ret = madvise(area, HPAGE, MADV_COLLAPSE);
+		wall[r] = (now() - t) * 1e6;
+		irq[r] = max_irqsoff(&in_collapse);
+		if (ret) {
+			diag("N=%d: MADV_COLLAPSE: %s", n, strerror(errno));
+			return -1;
+		}
+		if (mincore(area, HPAGE, vec) || !(vec[1] & 1)) {
+			diag("N=%d: MADV_COLLAPSE returned 0 but the holes were not filled", n);
+			return -1;
+		}
+		if (irq[r] < 0) {
+			diag("reading the irqsoff tracer failed");
+			return -1;
+		}
+		/* Another section was longer: the collapse's was at most that. */
+		if (!in_collapse)
+			diag("N=%d round %d: the longest irqs-off section (%ld us) was elsewhere",
+			     n, r, irq[r]);
+	}
+	*irqsoff_us = median(irq, rounds);
+	*wall_us = median(wall, rounds);
+	if (uffd >= 0)
+		close(uffd);
+	/* The mappings go with the child that ran the case. */
+	return 0;
+}
+
+static int flat(bool armed)
+{
+	long irq[NR_COUNTS], wall[NR_COUNTS];
+	const char *why = setup_tracer();
+
+	if (why) {
+		diag("%s", why);
+		return CASE_SKIP;
+	}
+	diag("%-6s %-14s %-14s  (%s, median of %d rounds)", "N", "irqs-off us",
+	     "MADV_COLLAPSE us", armed ? "one other VMA armed" : "no VMA armed",
+	     opts.rounds);
+	for (int i = 0; i < NR_COUNTS; i++) {
+		int pfd[2], status;
+		long v[2];
+		ssize_t got;
+		pid_t pid;
+
+		/* A child per N, so that the mappings of the last one are gone. */
+		if (pipe(pfd) < 0)
+			return CASE_FAIL;
+		pid = fork();
+		if (pid < 0)
+			return CASE_FAIL;
+		if (!pid) {
+			close(pfd[0]);
+			if (measure(counts[i], armed, &v[0], &v[1]))
+				_exit(1);
+			_exit(write(pfd[1], v, sizeof(v)) == sizeof(v) ? 0 : 1);
+		}
+		close(pfd[1]);
+		got = read(pfd[0], v, sizeof(v));
+		close(pfd[0]);
+		waitpid(pid, &status, 0);
+		if (got != sizeof(v) || !WIFEXITED(status) || WEXITSTATUS(status))
+			return CASE_FAIL;
+		irq[i] = v[0];
+		wall[i] = v[1];
+		diag("%-6d %-14ld %-14ld", counts[i], irq[i], wall[i]);
+	}
+	tracing_write("current_tracer", "nop");
+	if (irq[NR_COUNTS - 1] > FLAT_FACTOR * irq[0] + FLAT_SLACK_US) {
+		diag("interrupts stay off %ld us with %d mappings, %ld us with 1: grows with N",
+		     irq[NR_COUNTS - 1], counts[NR_COUNTS - 1], irq[0]);
+		return CASE_FAIL;
+	}
+	diag("no growth: %ld us with %d mappings, %ld us with 1 (limit %d x + %d us)",
+	     irq[NR_COUNTS - 1], counts[NR_COUNTS - 1], irq[0], FLAT_FACTOR, FLAT_SLACK_US);
+	return CASE_PASS;
+}
+
+static int case_flat(const struct mem_type *unused)
+{
+	return flat(false);
+}
+
+static int case_flat_armed(const struct mem_type *unused)
+{
+	return flat(true);
+}
+
+static const struct named_case cases[] = {
+	{ "guard.flat", case_flat },
+	{ "guard.flat_armed", case_flat_armed },
+};
+
+int main(int argc, char **argv)
+{
+	parse_test_opts(argc, argv, &opts);
+	page = sysconf(_SC_PAGESIZE);
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, false);
+}

@@ -19,12 +19,15 @@
  *  register_race another process keeps calling MADV_COLLAPSE on the file
  *               while the range is registered at a random moment: the
  *               holes there when UFFDIO_REGISTER returned must stay holes;
- *  register_race_armed  the same while a second mapping of the file's next
- *               2 MiB is armed, so that the collapse has to look at the
- *               VMAs of the range instead of a zero count;
- *  armed_elsewhere  only the file's next 2 MiB are armed: the first 2 MiB,
- *               which no armed VMA maps, must collapse (mainline's guard is
- *               per range; 6.1's, a per-inode count, refuses by design);
+ *  register_race_armed  the same while the file's next 2 MiB, mapped right
+ *               after the range, are already armed with the same
+ *               userfaultfd: the collapse has to look at the VMAs of the
+ *               range instead of a zero count, and the registration merges
+ *               the range into that armed VMA instead of arming a new one;
+ *  armed_elsewhere  only the file's next 2 MiB are armed, from the page
+ *               right after the range: the first 2 MiB, which no armed VMA
+ *               maps, must collapse (mainline's guard is per range; 6.1's,
+ *               a per-inode count, refuses by design);
  *  unregistered after UFFDIO_UNREGISTER, MADV_COLLAPSE must succeed (the
  *               guard must not outlive the registration);
  *  closed, unmapped  the same after close(uffd) / munmap of the armed VMA;
@@ -108,10 +111,11 @@ static int make_file(struct range *r)
 	return CASE_PASS;
 }
 
-/* Register [addr, addr + len) of @r with a new userfaultfd. */
+/* Register [addr, addr + len) of @r with its userfaultfd, a new one if none. */
 static int arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mode)
 {
-	r->uffd = uffd_open_api(features, NULL);
+	if (r->uffd < 0)
+		r->uffd = uffd_open_api(features, NULL);
 	if (r->uffd < 0) {
 		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
 		     strerror(errno));
@@ -456,6 +460,31 @@ static int case_armed_elsewhere(void)
 	return !ret && filled == npages / 2 ? CASE_PASS : CASE_FAIL;
 }
 
+/*
+ * Grow @r's file to 4 MiB, map its second 2 MiB right after @r's mapping
+ * and arm them with @r's userfaultfd: registering @r's mapping later
+ * merges it into that armed VMA.
+ */
+static int arm_adjacent_next(struct range *r)
+{
+	char *next = r->area + HPAGE;
+
+	if (ftruncate(r->fd, 2 * HPAGE) ||
+	    mmap(next, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
+		 r->fd, HPAGE) != next) {
+		diag("mapping the second 2 MiB after the first: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	madvise(next, HPAGE, MADV_HUGEPAGE);
+	madvise(next, HPAGE, MADV_HUGEPAGE);
+	r->uffd = uffd_open_api(0, NULL);
+	if (r->uffd < 0 || uffd_register_mode(r->uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
+		diag("arming the second 2 MiB: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	return CASE_PASS;
+}
+
 struct collapser {
 	int fd;
 	/* In shared memory: the collapser is a process. */
@@ -512,11 +541,9 @@ static int register_race(bool armed_next)
 		struct range r;
 		pid_t pid;
 
-		int next_uffd = -1;
-
 		if (make_file(&r))
 			return CASE_FAIL;
-		if (armed_next && arm_next_hpage(&r, &next_uffd))
+		if (armed_next && arm_adjacent_next(&r))
 			return CASE_FAIL;
 		c.fd = r.fd;
 		atomic_store(c.stop, 0);
@@ -567,9 +594,7 @@ static int register_race(bool armed_next)
 				return CASE_FAIL;
 		}
 		close(r.uffd);
-		if (next_uffd >= 0)
-			close(next_uffd);
-		munmap(r.area, HPAGE);
+		munmap(r.area, armed_next ? 2 * HPAGE : HPAGE);
 		close(r.fd);
 	}
 	diag(RACE_SUMMARY, round - 1, judged);

@@ -19,8 +19,8 @@
  *  register_race another process keeps calling MADV_COLLAPSE on the file
  *               while the range is registered at a random moment: the
  *               holes there when UFFDIO_REGISTER returned must stay holes;
- *  register_race_armed  the same while the file's next 2 MiB, mapped right
- *               after the range, are already armed with the same
+ *  register_race_armed  the same while the file's next 2 MiB, mapped
+ *               right after the range, are already armed with the same
  *               userfaultfd: the collapse has to look at the VMAs of the
  *               range instead of a zero count, and the registration merges
  *               the range into that armed VMA instead of arming a new one;
@@ -461,28 +461,53 @@ static int case_armed_elsewhere(void)
 }
 
 /*
- * Grow @r's file to 4 MiB, map its second 2 MiB right after @r's mapping
- * and arm them with @r's userfaultfd: registering @r's mapping later
- * merges it into that armed VMA.
+ * Grow @r's file to 4 MiB, map all of it in place of @r's mapping (the
+ * first 2 MiB where they were, 2 MiB-aligned) and arm the second 2 MiB
+ * with @r's userfaultfd: registering the first 2 MiB later merges them
+ * into that armed VMA.
  */
 static int arm_adjacent_next(struct range *r)
 {
-	char *next = r->area + HPAGE;
+	char *area;
 
-	if (ftruncate(r->fd, 2 * HPAGE) ||
-	    mmap(next, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED_NOREPLACE,
-		 r->fd, HPAGE) != next) {
-		diag("mapping the second 2 MiB after the first: %s", strerror(errno));
+	if (ftruncate(r->fd, 2 * HPAGE)) {
+		diag("ftruncate: %s", strerror(errno));
 		return CASE_FAIL;
 	}
-	madvise(next, HPAGE, MADV_HUGEPAGE);
-	madvise(next, HPAGE, MADV_HUGEPAGE);
+	area = map_hpage_aligned(r->fd, 2 * HPAGE, MAP_SHARED);
+	if (!area) {
+		diag("mmap of 4 MiB: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	munmap(r->area, HPAGE);
+	r->area = area;
+	madvise(area, 2 * HPAGE, MADV_HUGEPAGE);
+	madvise(area, 2 * HPAGE, MADV_HUGEPAGE);
 	r->uffd = uffd_open_api(0, NULL);
-	if (r->uffd < 0 || uffd_register_mode(r->uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
+	if (r->uffd < 0 ||
+	    uffd_register_mode(r->uffd, area + HPAGE, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
 		diag("arming the second 2 MiB: %s", strerror(errno));
 		return CASE_FAIL;
 	}
 	return CASE_PASS;
+}
+
+/* How many VMAs of /proc/self/maps overlap [@start, @end). */
+static int vmas_in(char *start, char *end)
+{
+	unsigned long s, e;
+	char line[512];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "%lx-%lx", &s, &e) == 2 &&
+		    s < (unsigned long)end && e > (unsigned long)start)
+			n++;
+	fclose(f);
+	return n;
 }
 
 struct collapser {
@@ -555,6 +580,12 @@ static int register_race(bool armed_next)
 		usleep(rnd(&s) % window_us);
 		if (arm(&r, r.area, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING) ||
 		    resident(&r, before)) {
+			kill(pid, SIGKILL);
+			return CASE_FAIL;
+		}
+		if (armed_next && vmas_in(r.area, r.area + 2 * HPAGE) != 1) {
+			diag("the registration did not merge into the armed VMA: %d VMAs",
+			     vmas_in(r.area, r.area + 2 * HPAGE));
 			kill(pid, SIGKILL);
 			return CASE_FAIL;
 		}

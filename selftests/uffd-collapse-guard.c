@@ -252,9 +252,11 @@ static int flat(bool armed)
 			return CASE_FAIL;
 		if (!pid) {
 			close(pfd[0]);
-			if (measure(counts[i], armed, &v[0], &v[1]))
-				_exit(1);
-			_exit(write(pfd[1], v, sizeof(v)) == sizeof(v) ? 0 : 1);
+			int bad = measure(counts[i], armed, &v[0], &v[1]) ||
+				  write(pfd[1], v, sizeof(v)) != sizeof(v);
+
+			fflush(stdout);
+			_exit(bad);
 		}
 		close(pfd[1]);
 		got = read(pfd[0], v, sizeof(v));

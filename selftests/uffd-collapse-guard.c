@@ -247,6 +247,8 @@ static int flat(bool armed)
 		/* A child per N, so that the mappings of the last one are gone. */
 		if (pipe(pfd) < 0)
 			return CASE_FAIL;
+		/* Or the child prints the lines still buffered here again. */
+		fflush(stdout);
 		pid = fork();
 		if (pid < 0)
 			return CASE_FAIL;

@@ -28,7 +28,9 @@ n=$(git -C "$repo" rev-list --count base..HEAD)
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-git -C "$repo" format-patch -q --cover-letter --numbered --zero-commit \
+# A fixed abbreviation: git's automatic one grows with the repository's
+# object count, which would rewrite every index line from another clone.
+git -C "$repo" -c core.abbrev=7 format-patch -q --cover-letter --numbered --zero-commit \
 	--base=base -o "$tmp" base..HEAD
 
 # Fill the cover letter's placeholders from cover.txt.

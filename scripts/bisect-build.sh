@@ -5,12 +5,14 @@
 #
 # Build the kernel after each patch of patches/TREE/series in turn, with
 # the bench's configuration, so that every patch of the series builds on
-# its own (bisectability). Works in its own worktree and build directory
-# (build/src/TREE-bisect, build/obj/TREE-bisect), so the prepared trees are
-# left alone; incremental builds and ccache keep it cheap. A patch that
-# touches tools/testing/selftests also builds the tree's own selftests of
-# that directory (TARGETS=vm or mm). Prints one line per patch with the
-# time it took, and fails naming the first patch that does not build.
+# its own (bisectability). It steps the prepared patched worktree itself
+# through the series (detached HEAD on each commit, incremental build in
+# build/obj/TREE-patched) and ends on the series' branch with the patched
+# kernel built by build-kernel.sh: the bisect costs only the incremental
+# builds of the intermediate patches. A patch that touches
+# tools/testing/selftests also builds the tree's own selftests of that
+# directory (TARGETS=vm or mm). Prints TAP, one line per patch with the
+# time it took; fails when a patch does not build.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -21,51 +23,70 @@ check_tree "$tree"
 pdir=$TOP/patches/$tree
 [ -f "$pdir/series" ] || die "$pdir/series does not exist: nothing to bisect"
 
-# The patched kernel's configuration is the bench's (and builds the base).
-pobj=$("$TOP/scripts/build-kernel.sh" "$tree" patched | tail -n 1)
-src=$BUILD/src/$tree-unpatched
-wt=$BUILD/src/$tree-bisect
-obj=$BUILD/obj/$tree-bisect
-if [ ! -e "$wt/.git" ]; then
-	git -C "$src" worktree prune
-	git -C "$src" worktree add -q -f -B bisect "$wt" base
-fi
-git -C "$wt" am --abort >/dev/null 2>&1 || true
-git -C "$wt" checkout -q -f -B bisect base
-mkdir -p "$obj"
-cp "$pobj/.config" "$obj/.config"
+obj=$("$TOP/scripts/build-kernel.sh" --configure-only "$tree" patched | tail -n 1)
+src=$BUILD/src/$tree-patched
+branch=$(git -C "$src" symbolic-ref -q --short HEAD) ||
+	die "$src: HEAD is detached (prepare-tree.sh should have applied the series)"
+mapfile -t commits < <(git -C "$src" rev-list --reverse base..HEAD)
+n=${#commits[@]}
+[ "$n" -gt 0 ] || die "$tree: the series is empty"
+blog=$obj/bisect.log
+: >"$blog"
 
-kmake=(make -C "$wt" O="$obj" ARCH=x86_64 -j"$(nproc)"
-	KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=bench KBUILD_BUILD_HOST=uffd-robust)
-if command -v ccache >/dev/null 2>&1; then
-	export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
-	kmake+=(CC="ccache gcc" HOSTCC="ccache gcc")
-fi
+# Whatever happens, leave the worktree on the series' branch.
+trap 'git -C "$src" checkout -q -f "$branch" 2>/dev/null || true' EXIT
 
-export GIT_AUTHOR_NAME="uffd-robust bench" GIT_AUTHOR_EMAIL="bench@uffd-robust.invalid"
-export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+kmake_init "$src" "$obj"
+sub=vm
+[ "$tree" = 6.1 ] || sub=mm
+ccache_cc=gcc
+command -v ccache >/dev/null 2>&1 && ccache_cc="ccache gcc"
 
-n=0
-"${kmake[@]}" -s olddefconfig >"$obj/bisect.log" 2>&1
-while read -r p _; do
-	case "$p" in ''|'#'*) continue ;; esac
-	n=$((n + 1))
-	git -C "$wt" am -q --keep-cr "$pdir/$p" >>"$obj/bisect.log" 2>&1 ||
-		die "patch $n ($p) does not apply (see $obj/bisect.log)"
+echo "1..$n"
+# build_selftests: the tree's own selftests directory, as the patch left it.
+build_selftests() {
+	"${kmake[@]}" -s headers >>"$blog" 2>&1 &&
+		make -C "$src/tools/testing/selftests" TARGETS=$sub O="$obj/kselftest" \
+			CC="$ccache_cc" KHDR_INCLUDES="-isystem $obj/usr/include" >>"$blog" 2>&1
+}
+
+failed=0
+for i in $(seq 0 $((n - 1))); do
+	k=$((i + 1))
+	c=${commits[$i]}
+	name=$(git -C "$src" log -1 --format=%s "$c")
 	timer_start
-	"${kmake[@]}" -s all >>"$obj/bisect.log" 2>&1 ||
-		die "patch $n ($p): the kernel does not build (see $obj/bisect.log)"
 	what=kernel
-	if git -C "$wt" show --stat --format= HEAD | grep -q 'tools/testing/selftests/'; then
-		sub=vm
-		[ "$tree" = 6.1 ] || sub=mm
-		"${kmake[@]}" -s headers >>"$obj/bisect.log" 2>&1
-		make -C "$wt/tools/testing/selftests" TARGETS=$sub O="$obj/kselftest" \
-			KHDR_INCLUDES="-isystem $obj/usr/include" >>"$obj/bisect.log" 2>&1 ||
-			die "patch $n ($p): the $sub selftests do not build (see $obj/bisect.log)"
-		what="kernel + selftests/$sub"
+	ok=1
+	if [ "$failed" = 1 ]; then
+		echo "not ok $k - bisect $tree: patch $k ($name) not built: an earlier patch does not build"
+		continue
 	fi
-	timer_end "bisect-$tree-$n"
-	log "patch $n builds ($what): $p"
-done <"$pdir/series"
+	if [ "$k" -lt "$n" ]; then
+		git -C "$src" checkout -q -f --detach "$c"
+		"${kmake[@]}" -s bzImage modules >>"$blog" 2>&1 || ok=0
+	else
+		git -C "$src" checkout -q -f "$branch"
+		"$TOP/scripts/build-kernel.sh" "$tree" patched >>"$blog" 2>&1 || ok=0
+	fi
+	if [ "$ok" = 1 ] &&
+		git -C "$src" show --stat --format= "$c" | grep -q 'tools/testing/selftests/'; then
+		what="kernel + selftests/$sub"
+		build_selftests || ok=0
+	fi
+	timer_end "bisect-$tree-$k"
+	if [ "$ok" = 1 ]; then
+		echo "ok $k - bisect $tree: patch $k ($name) builds ($what)"
+	else
+		echo "not ok $k - bisect $tree: patch $k ($name) does not build ($what; see $blog)"
+		failed=1
+	fi
+done
+git -C "$src" checkout -q -f "$branch"
+if [ "$failed" = 1 ]; then
+	# The VM tests still want the patched kernel: build the tip.
+	"$TOP/scripts/build-kernel.sh" "$tree" patched >>"$blog" 2>&1 || true
+	log "$tree: the series is not bisectable (see $blog)"
+	exit 1
+fi
 log "all $n patches of $tree build in order"

@@ -1,18 +1,24 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# build-kernel.sh TREE VARIANT
+# build-kernel.sh [--configure-only] TREE VARIANT
 #
 # Configure (tinyconfig + config/*.config fragments, merged with the tree's
 # merge_config.sh) and build the kernel of TREE (6.1|mainline) in VARIANT
 # (unpatched|patched|mutant) out of tree in build/obj/TREE-VARIANT, together with
 # the uapi headers and what out-of-tree modules need. Fails naming every
 # requested option that Kconfig dropped. Prints the build directory.
+# --configure-only stops after the configuration (for bisect-build.sh).
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-tree_variant_args "TREE VARIANT" "$@"
+configure_only=0
+if [ "${1:-}" = --configure-only ]; then
+	configure_only=1
+	shift
+fi
+tree_variant_args "[--configure-only] TREE VARIANT" "$@"
 need_tool make gcc flex bison bc perl
 
 src=$("$TOP/scripts/prepare-tree.sh" --variant "$variant" "$tree")
@@ -35,12 +41,7 @@ mkdir -p "$obj"
 fragments=("$TOP/config/base.config" "$TOP/config/debug.config")
 [ -f "$TOP/config/tree-$tree.config" ] && fragments+=("$TOP/config/tree-$tree.config")
 
-kmake=(make -C "$src" O="$obj" ARCH=x86_64 -j"$(nproc)"
-	KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=bench KBUILD_BUILD_HOST=uffd-robust)
-if command -v ccache >/dev/null 2>&1; then
-	export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
-	kmake+=(CC="ccache gcc" HOSTCC="ccache gcc")
-fi
+kmake_init "$src" "$obj"
 
 # Reconfigure only when the fragments or the source changed, so that an
 # unchanged tree rebuilds incrementally.
@@ -77,6 +78,11 @@ if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/.uffd-config" 2>/dev/null)" != "$cs
 	fi
 	echo "$cstamp" >"$obj/.uffd-config"
 	timer_end "configure-$tree-$variant"
+fi
+
+if [ "$configure_only" = 1 ]; then
+	echo "$obj"
+	exit 0
 fi
 
 timer_start

@@ -5,9 +5,11 @@
 #
 # Everything CI checks: for each tree (default: all) the unpatched, the
 # patched and (where the tree has mutants) the mutant kernel built, booted
-# and judged against selftests/expectations,
-# then the host-side tests of the bench itself. Ends with one line
-# "N passed, N failed, N skipped" counting every case on every kernel.
+# and judged against selftests/expectations; the series' quality gates
+# (bisect-build.sh builds the patched kernel patch by patch, then
+# lint-series.sh and static-check.sh); then the host-side tests of the
+# bench itself. Ends with one line "N passed, N failed, N skipped" counting
+# every case on every kernel and every gate.
 set -u -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -20,10 +22,52 @@ rm -rf "$sum"
 mkdir -p "$sum"
 T0=$(date +%s)
 
+# tap_tsv KERNEL SUITE: TAP on stdin to summary rows; a failure's detail is
+# its first diagnostic line.
+tap_tsv() {
+	awk -v k="$1" -v suite="$2" '
+		function flush() {
+			if (name != "")
+				print k "\t" suite "\t" name "\t" res "\tpass\t" (res == "fail" ? "FAIL" : "ok") "\t" why
+			name = ""
+		}
+		/^(not )?ok [0-9]+ / {
+			flush()
+			res = ($1 == "ok") ? "pass" : "fail"
+			name = $0
+			sub(/^(not )?ok [0-9]+ (- )?/, "", name)
+			if (res == "pass" && sub(/ # SKIP.*/, "", name))
+				res = "skip"
+			why = ""
+			next
+		}
+		/^#   / && name != "" && why == "" { why = substr($0, 5); next }
+		END { flush() }'
+}
+
+# gate TREE NAME CMD...: run one gate script, keep its TAP, time it.
+gate() {
+	local tree=$1 name=$2 t0
+	shift 2
+	t0=$(date +%s)
+	"$@" >"$sum/$tree-$name.tap" 2>"$sum/$tree-$name.err"
+	cat "$sum/$tree-$name.tap"
+	tap_tsv "$tree-gates" "$name" <"$sum/$tree-$name.tap" >"$sum/$tree-gates-$name.tsv"
+	grep -q . "$sum/$tree-gates-$name.tsv" ||
+		printf '%s-gates\t%s\trun\tfail\tpass\tFAIL\t%s printed no result (see %s)\n' \
+			"$tree" "$name" "$1" "$sum/$tree-$name.err" >"$sum/$tree-gates-$name.tsv"
+	echo "$tree $name $(( $(date +%s) - t0 ))" >>"$sum/gate-times"
+}
+
 for tree in $trees; do
 	for variant in $(tree_variants "$tree"); do
 		k=$tree-$variant
 		tsv=$sum/$k.tsv
+		# The patched kernel is built patch by patch: bisectability for free.
+		if [ "$variant" = patched ] && [ -n "$(sed -e 's/#.*//' "$PATCHES/$tree/series" 2>/dev/null)" ]; then
+			log "$tree: building the series patch by patch"
+			gate "$tree" bisect "$TOP/scripts/bisect-build.sh" "$tree"
+		fi
 		if ! "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then
 			printf '%s\tbench\tbuild\tfail\tpass\tFAIL\tkernel did not build\n' "$k" >"$tsv"
 			continue
@@ -32,7 +76,11 @@ for tree in $trees; do
 			printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
 			continue
 		fi
-		"$TOP/scripts/run-vm.sh" "$tree" "$variant"
+		# A mutant runs the tests that exercise what its mutations touch.
+		only=()
+		[ "$variant" = mutant ] && [ -f "$TOP/selftests/mutants/$tree/tests" ] &&
+			only=(--only "$(sed -e 's/#.*//' "$TOP/selftests/mutants/$tree/tests" | xargs | tr ' ' ,)")
+		"$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
 		if [ -f "$BUILD/runs/$k/results.tsv" ] &&
 			[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
 			cp "$BUILD/runs/$k/results.tsv" "$tsv"
@@ -40,21 +88,19 @@ for tree in $trees; do
 			printf '%s\tbench\trun\tfail\tpass\tFAIL\tno verdict from run-vm.sh\n' "$k" >"$tsv"
 		fi
 	done
+	# After the tree's kernels: static-check.sh reads both builds.
+	if [ -n "$(sed -e 's/#.*//' "$PATCHES/$tree/series" 2>/dev/null)" ]; then
+		log "$tree: quality gates of the series"
+		gate "$tree" lint "$TOP/scripts/lint-series.sh" "$tree"
+		gate "$tree" static "$TOP/scripts/static-check.sh" "$tree"
+	fi
 done
 
 # Last, so that its real-guest cases find a built kernel.
 log "host-side tests of the bench"
 "$TOP/tests/run.sh" >"$sum/host.out" 2>&1
 cat "$sum/host.out"
-awk '
-	/^(not )?ok [0-9]+ / {
-		res = ($1 == "ok") ? "pass" : "fail"
-		name = $0
-		sub(/^(not )?ok [0-9]+ /, "", name)
-		if (res == "pass" && sub(/ # SKIP.*/, "", name))
-			res = "skip"
-		print "host\tbench-host\t" name "\t" res "\tpass\t" (res == "fail" ? "FAIL" : "ok") "\t"
-	}' "$sum/host.out" >"$sum/host.tsv"
+tap_tsv host bench-host <"$sum/host.out" >"$sum/host.tsv"
 grep -q . "$sum/host.tsv" ||
 	printf 'host\tbench-host\trun\tfail\tpass\tFAIL\ttests/run.sh printed no result\n' >"$sum/host.tsv"
 
@@ -74,6 +120,10 @@ for tree in $trees; do
 		"$(sed -n 's/^package=//p' "$env")" "$(sed -n 's/^version=//p' "$env")" \
 		"$(sed -n 's/^tarball_sha256=//p' "$env")"
 done
+if [ -f "$sum/gate-times" ]; then
+	awk '{ t[$1] = t[$1] sprintf(" %s %d s,", $2, $3); s[$1] += $3 }
+		END { for (x in t) printf "gates %-8s%s total %d s\n", x, t[x], s[x] }' "$sum/gate-times" | sort
+fi
 echo "check took $(( $(date +%s) - T0 )) s"
 cat "$sum"/*.tsv | awk -F'\t' '
 	$6 == "FAIL" { f++; next } $4 == "skip" { s++; next } { p++ }

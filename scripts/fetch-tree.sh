@@ -33,60 +33,8 @@ rec_sha=$(base_get "$tree" tarball_sha256)
 
 mkdir -p "$CACHE/debs" "$CACHE/tarballs" "$BUILD/fetch"
 
-# Print the URI of the machine's Debian archive: the source that carries the
-# release's own codename suite, from one-line or deb822 sources files.
-archive_uri() {
-	local codename files f
-	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
-	[ -n "$codename" ] || die "cannot tell the Debian release from /etc/os-release"
-	files=$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
-		/etc/apt/sources.list.d/*.sources 2>/dev/null || true)
-	for f in $files; do
-		case "$f" in
-		*.sources)
-			awk -v cn="$codename" '
-				function flush() {
-					if (uri != "" && suites ~ ("(^| )" cn "( |$)") && types ~ /(^| )deb( |$)/)
-						{ print uri; found = 1; exit }
-					uri = ""; suites = ""; types = ""
-				}
-				/^[ \t]*$/ { flush(); next }
-				/^URIs:/ { uri = $2 }
-				/^Suites:/ { $1 = ""; suites = $0 }
-				/^Types:/ { $1 = ""; types = $0 }
-				END { if (!found) flush() }' "$f"
-			;;
-		*)
-			awk -v cn="$codename" '
-				$1 == "deb" {
-					i = 2
-					if ($i ~ /^\[/) while ($i !~ /\]$/) i++
-					if ($i ~ /^\[/ || $(i) ~ /\]$/) i++
-					if ($(i + 1) == cn) { print $i; exit }
-				}' "$f"
-			;;
-		esac
-	done | head -n 1
-}
-
 apt_opts=()
-if [ -n "$extra_suite" ]; then
-	uri=$(archive_uri)
-	[ -n "$uri" ] || die "no Debian archive URI found in the machine's apt sources"
-	aptdir=$CACHE/apt/$extra_suite
-	mkdir -p "$aptdir/lists/partial" "$aptdir/parts"
-	echo "deb $uri $extra_suite main" | write_atomic "$aptdir/sources.list"
-	apt_opts=(-o "Dir::Etc::SourceList=$aptdir/sources.list"
-		-o "Dir::Etc::SourceParts=$aptdir/parts"
-		-o "Dir::State::Lists=$aptdir/lists"
-		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
-	# Refresh the private index at most once an hour.
-	if [ -z "$(find "$aptdir/lists" -maxdepth 1 -name '*Packages*' -mmin -60 2>/dev/null)" ]; then
-		log "updating the private apt index for suite '$extra_suite'"
-		apt-get -q "${apt_opts[@]}" update >"$aptdir/update.log" 2>&1 ||
-			die "apt-get update of suite '$extra_suite' failed (see $aptdir/update.log)"
-	fi
-fi
+[ -z "$extra_suite" ] || private_apt "$extra_suite" deb
 
 list_versions() {
 	apt-cache "${apt_opts[@]}" madison "$pkg" 2>/dev/null |

@@ -95,6 +95,78 @@ write_atomic() {
 	mv -f "$tmp" "$f"
 }
 
+# Print the URI of the machine's Debian archive: the source that carries the
+# release's own codename suite, from one-line or deb822 sources files.
+archive_uri() {
+	local codename files f
+	codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-}")
+	[ -n "$codename" ] || die "cannot tell the Debian release from /etc/os-release"
+	files=$(ls /etc/apt/sources.list /etc/apt/sources.list.d/*.list \
+		/etc/apt/sources.list.d/*.sources 2>/dev/null || true)
+	for f in $files; do
+		case "$f" in
+		*.sources)
+			awk -v cn="$codename" '
+				function flush() {
+					if (uri != "" && suites ~ ("(^| )" cn "( |$)") && types ~ /(^| )deb( |$)/)
+						{ print uri; found = 1; exit }
+					uri = ""; suites = ""; types = ""
+				}
+				/^[ \t]*$/ { flush(); next }
+				/^URIs:/ { uri = $2 }
+				/^Suites:/ { $1 = ""; suites = $0 }
+				/^Types:/ { $1 = ""; types = $0 }
+				END { if (!found) flush() }' "$f"
+			;;
+		*)
+			awk -v cn="$codename" '
+				$1 == "deb" {
+					i = 2
+					if ($i ~ /^\[/) while ($i !~ /\]$/) i++
+					if ($i ~ /^\[/ || $(i) ~ /\]$/) i++
+					if ($(i + 1) == cn) { print $i; exit }
+				}' "$f"
+			;;
+		esac
+	done | head -n 1
+}
+
+# private_apt SUITE deb|deb-src: set the array apt_opts to an apt
+# configuration that sees SUITE of the machine's own Debian archive, with its
+# sources list and index under the cache (refreshed at most once an hour),
+# so that the machine's apt configuration is never edited.
+private_apt() {
+	local suite=$1 type=$2 uri aptdir
+	uri=$(archive_uri)
+	[ -n "$uri" ] || die "no Debian archive URI found in the machine's apt sources"
+	aptdir=$CACHE/apt/$suite
+	[ "$type" = deb ] || aptdir=$aptdir-$type
+	mkdir -p "$aptdir/lists/partial" "$aptdir/parts"
+	echo "$type $uri $suite main" | write_atomic "$aptdir/sources.list"
+	apt_opts=(-o "Dir::Etc::SourceList=$aptdir/sources.list"
+		-o "Dir::Etc::SourceParts=$aptdir/parts"
+		-o "Dir::State::Lists=$aptdir/lists"
+		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
+	if [ -z "$(find "$aptdir/lists" -maxdepth 1 -name '*_main_*' -mmin -60 2>/dev/null)" ]; then
+		log "updating the private apt index for suite '$suite' ($type)"
+		apt-get -q "${apt_opts[@]}" update >"$aptdir/update.log" 2>&1 ||
+			die "apt-get update of suite '$suite' failed (see $aptdir/update.log)"
+	fi
+}
+
+# kmake_init SRC OBJ: set the array kmake to the bench's make command for
+# the kernel in SRC built in OBJ (ccache when present, fixed build
+# identity), so that every script builds the same objects the same way.
+kmake_init() {
+	kmake=(make -C "$1" O="$2" ARCH=x86_64 -j"$(nproc)"
+		KBUILD_BUILD_TIMESTAMP="2000-01-01" KBUILD_BUILD_USER=bench
+		KBUILD_BUILD_HOST=uffd-robust)
+	if command -v ccache >/dev/null 2>&1; then
+		export CCACHE_BASEDIR=$BUILD CCACHE_NOHASHDIR=1
+		kmake+=(CC="ccache gcc" HOSTCC="ccache gcc")
+	fi
+}
+
 timer_start() {
 	STAGE_T0=$(date +%s.%N)
 }

@@ -99,7 +99,9 @@ if [ ! -e "$wt/.git" ]; then
 	git -C "$src" worktree add -q -f -B "$branch" "$wt" base
 fi
 gitdir=$(git -C "$wt" rev-parse --git-dir)
+# A detached HEAD is a bisect-build.sh that did not finish: apply again.
 if [ -f "$gitdir/uffd-series" ] && [ "$(cat "$gitdir/uffd-series")" = "$sstamp" ] &&
+	git -C "$wt" symbolic-ref -q HEAD >/dev/null &&
 	[ -z "$(git -C "$wt" status --porcelain --untracked-files=no)" ]; then
 	echo "$wt"
 	exit 0

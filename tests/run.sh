@@ -98,6 +98,42 @@ echo "0002-missing.patch" >>"$tmp/p/series"
 expect "apply-series.sh names a patch the series lacks" 1 \
 	"names '0002-missing.patch', which does not exist" scripts/apply-series.sh "$tmp/repo" "$tmp/p"
 
+# compare-warnings.py: diagnostics the patched tree adds, whatever moved.
+W=tests/warnings
+cw() { python3 scripts/compare-warnings.py --strip /src/6.1-unpatched/ --strip /src/6.1-patched/ \
+	--strip ../../src/6.1-patched/ --strip /tmp/cocci/unpatched/ --strip /tmp/cocci/patched/ "$@"; }
+expect "compare-warnings.py: moved warnings are known" 0 "^0 new, 5 known$" cw $W/base.log $W/moved.log
+expect "compare-warnings.py: a new warning is named" 1 \
+	"khugepaged.c:2807:13: warning: variable 'u' set but not used" cw $W/base.log $W/new.log
+expect "compare-warnings.py: a second copy of a known warning is new" 1 "^1 new, 5 known$" \
+	cw $W/base.log $W/again.log
+
+# series-hygiene.py on the mainline series as it is, then broken copies.
+hyg() {
+	python3 scripts/series-hygiene.py "$1" --tree mainline --exceptions patches/lint.exceptions \
+		--base-commit "$(sed -n 's/^base-commit: //p' patches/mainline/0000-cover-letter.patch)" \
+		--package "$(sed -n 's/^package=//p' patches/mainline/base)" \
+		--version "$(sed -n 's/^version=//p' patches/mainline/base)"
+}
+# hyg_fails DIR: print the failures; exit 1 if any, else say all passed.
+hyg_fails() {
+	hyg "$1" >"$tmp/hyg"
+	grep "^not ok" "$tmp/hyg" && return 1
+	echo "all $(wc -l <"$tmp/hyg") checks pass"
+}
+expect "series-hygiene.py passes the mainline series" 0 "^all [0-9]+ checks pass" hyg_fails patches/mainline
+sp() { rm -rf "$tmp/s" && cp -r patches/mainline "$tmp/s"; }
+sp; sed -i '/^Signed-off-by:/d' "$tmp/s"/0003-*.patch
+expect "series-hygiene.py: a patch without Signed-off-by" 1 "patch mainline/3.*no Signed-off-by" hyg_fails "$tmp/s"
+sp; sed -i '/^0004-/d' "$tmp/s/series"
+expect "series-hygiene.py: a patch the series file does not list" 1 "does not list 0004-" hyg_fails "$tmp/s"
+sp; sed -i '/^base-commit:/d' "$tmp/s/0000-cover-letter.patch"
+expect "series-hygiene.py: a cover letter without base-commit" 1 "base-commit missing" hyg_fails "$tmp/s"
+sp; sed -i 's/^Fixes: ac492b9c70ca/Fixes: ac492b9/' "$tmp/s"/0001-*.patch
+expect "series-hygiene.py: a short Fixes: id" 1 "malformed 'Fixes: ac492b9 " hyg_fails "$tmp/s"
+sp; sed -i 's/^Subject: \[PATCH 2\/6\] mm\/shmem:/Subject: [PATCH 2\/6] mm\/hugetlb:/' "$tmp/s"/0002-*.patch
+expect "series-hygiene.py: a prefix that names nothing touched" 1 "prefix 'mm/hugetlb' names nothing" hyg_fails "$tmp/s"
+
 # A cached tarball whose checksum differs from the recorded one is refused.
 pkg=$(sed -n 's/^package=//p' patches/6.1/base)
 ver=$(sed -n 's/^version=//p' patches/6.1/base)

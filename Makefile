@@ -18,7 +18,8 @@ help:
 	@echo "  initramfs   build the selftests and the initramfs for TREE-VARIANT"
 	@echo "  vm-test     boot TREE-VARIANT in QEMU, run the selftests (ONLY=a,b), judge the console"
 	@echo "  host-test   test the bench itself (console parser) on recorded logs"
-	@echo "  check       everything CI checks: host-test, then every tree unpatched and patched"
+	@echo "  gates       the series' quality gates for TREE: bisect, checkpatch, hygiene, sparse, W=1, coccicheck"
+	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, host-test"
 	@echo "  clean       remove build/ (the download cache stays)"
 
 deps:
@@ -42,10 +43,16 @@ vm-test: initramfs
 host-test:
 	tests/run.sh
 
+gates:
+	$(S)/build-kernel.sh $(TREE) unpatched >/dev/null
+	$(S)/bisect-build.sh $(TREE)
+	$(S)/lint-series.sh $(TREE)
+	$(S)/static-check.sh $(TREE)
+
 check:
 	$(S)/check.sh
 
 clean:
 	rm -rf build
 
-.PHONY: help deps fetch prepare kernel initramfs vm-test host-test check clean
+.PHONY: help deps fetch prepare kernel initramfs vm-test host-test gates check clean

@@ -19,11 +19,10 @@ dest=$CACHE/tools/sparse
 
 # works SPARSE: does it parse what mainline's checker-valid.sh feeds it?
 works() {
-	local t
+	local t rc=0
 	t=$(mktemp --suffix=.c)
 	printf 'static inline int u(const int *q)\n{\n\t__typeof_unqual__(*q) v = *q;\n\treturn v;\n}\n' >"$t"
-	! "$1" "$t" 2>&1 | grep -q error
-	local rc=$?
+	if "$1" "$t" 2>&1 | grep -q error; then rc=1; fi
 	rm -f "$t"
 	return $rc
 }
@@ -42,7 +41,8 @@ timer_start
 (cd "$work" && apt-get -q "${apt_opts[@]}" -o APT::Sandbox::User=root \
 	source --download-only sparse) >"$work/fetch.log" 2>&1 ||
 	die "cannot download the sparse source package from '$SUITE' (see $work/fetch.log)"
-dsc=$(ls "$work"/sparse_*.dsc | head -n 1)
+dsc=$(find "$work" -maxdepth 1 -name 'sparse_*.dsc' | head -n 1)
+[ -n "$dsc" ] || die "no sparse .dsc downloaded (see $work/fetch.log)"
 dpkg-source -x --skip-patches "$dsc" "$work/src" >>"$work/fetch.log" 2>&1 ||
 	die "cannot unpack $dsc"
 make -C "$work/src" -j"$(nproc)" sparse >"$work/build.log" 2>&1 ||

@@ -47,15 +47,21 @@ tap_tsv() {
 
 # gate TREE NAME CMD...: run one gate script, keep its TAP, time it.
 gate() {
-	local tree=$1 name=$2 t0
+	local tree=$1 name=$2 t0 rc=0 tsv
 	shift 2
 	t0=$(date +%s)
-	"$@" >"$sum/$tree-$name.tap" 2>"$sum/$tree-$name.err"
+	"$@" >"$sum/$tree-$name.tap" 2>"$sum/$tree-$name.err" || rc=$?
 	cat "$sum/$tree-$name.tap"
-	tap_tsv "$tree-gates" "$name" <"$sum/$tree-$name.tap" >"$sum/$tree-gates-$name.tsv"
-	grep -q . "$sum/$tree-gates-$name.tsv" ||
+	tsv=$sum/$tree-gates-$name.tsv
+	tap_tsv "$tree-gates" "$name" <"$sum/$tree-$name.tap" >"$tsv"
+	# A gate that stopped early must not pass on the cases it printed.
+	if [ "$rc" != 0 ] && ! awk -F'\t' '$6 == "FAIL" { f = 1 } END { exit !f }' "$tsv"; then
+		printf '%s-gates\t%s\trun\tfail\tpass\tFAIL\t%s exited %s: %s\n' "$tree" "$name" \
+			"$(basename "$1")" "$rc" "$(tail -n 1 "$sum/$tree-$name.err")" >>"$tsv"
+	fi
+	grep -q . "$tsv" ||
 		printf '%s-gates\t%s\trun\tfail\tpass\tFAIL\t%s printed no result (see %s)\n' \
-			"$tree" "$name" "$1" "$sum/$tree-$name.err" >"$sum/$tree-gates-$name.tsv"
+			"$tree" "$name" "$1" "$sum/$tree-$name.err" >"$tsv"
 	echo "$tree $name $(( $(date +%s) - t0 ))" >>"$sum/gate-times"
 }
 

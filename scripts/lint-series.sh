@@ -92,7 +92,7 @@ excuse_holds() {
 	[ "$1" = FILE_PATH_CHANGES ] || return 0
 	for f in "${added[@]}"; do
 		m=$(cd "$psrc" && perl scripts/get_maintainer.pl --no-git --no-git-fallback \
-			--no-rolestats --nol -f "$f" 2>/dev/null | grep -v Torvalds || true)
+			--no-rolestats --nol -f "$f" 2>/dev/null | grep -v Torvalds) || m=
 		[ -n "$m" ] || return 1
 	done
 }

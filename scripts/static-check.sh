@@ -105,8 +105,10 @@ else
 	inc=$(head -n 1 "$pobj/$(dirname "${files[0]}")/.$(basename "${objs[0]}").cmd" |
 		tr ' ' '\n' | awk '/^-I/ || /^-isystem/ { print } /^-include$/ { getline f; print "-include " f }' |
 		tr '\n' ' ')
+	# The directory to check is srcroot on mainline, KBUILD_EXTMOD on 6.1.
 	(cd "$pobj" && MODE=report DEBUG_FILE=/dev/null J="$(nproc)" srctree="$psrc" \
-		srcroot="$out/cocci" LINUXINCLUDE="$inc" "$psrc/scripts/coccicheck") \
+		srcroot="$out/cocci" KBUILD_EXTMOD="$out/cocci" LINUXINCLUDE="$inc" \
+		"$psrc/scripts/coccicheck") \
 		>"$out/cocci-all.log" 2>&1 || echo "coccicheck failed" >>"$out/cocci-all.log"
 	for v in unpatched patched; do
 		grep -F "$out/cocci/$v/" "$out/cocci-all.log" >"$out/cocci-$v.log" || true

@@ -167,6 +167,28 @@ kmake_init() {
 	fi
 }
 
+# TAP for the gate scripts: 'tap ok|fail NAME [DIAGNOSTIC...]' prints one
+# numbered case with its diagnostics; tap_plan prints the plan last and
+# returns non-zero when a case failed.
+tap_n=0 tap_failed=0
+tap() {
+	local ok=$1 name=$2 l
+	shift 2
+	tap_n=$((tap_n + 1))
+	if [ "$ok" = ok ]; then
+		echo "ok $tap_n - $name"
+	else
+		tap_failed=$((tap_failed + 1))
+		echo "not ok $tap_n - $name"
+	fi
+	for l in "$@"; do echo "#   $l"; done
+}
+
+tap_plan() {
+	echo "1..$tap_n"
+	[ "$tap_failed" = 0 ]
+}
+
 timer_start() {
 	STAGE_T0=$(date +%s.%N)
 }

@@ -29,22 +29,6 @@ psrc=$("$TOP/scripts/prepare-tree.sh" --variant patched "$tree")
 # checkpatch's SPDX check needs python3-ply, installed for Debian's python3.
 export PATH=/usr/bin:$PATH
 
-n=0 failed=0
-# tap OK NAME [WHY...]: one numbered TAP line; WHY lines become diagnostics.
-tap() {
-	local ok=$1 name=$2
-	shift 2
-	n=$((n + 1))
-	if [ "$ok" = ok ]; then
-		echo "ok $n - $name"
-	else
-		failed=$((failed + 1))
-		echo "not ok $n - $name"
-	fi
-	local l
-	for l in "$@"; do echo "#   $l"; done
-}
-
 # excepted NAME TYPE: does patches/lint.exceptions excuse TYPE for NAME?
 excepted() {
 	[ -f "$exc" ] || return 1
@@ -161,5 +145,4 @@ else
 		"fix: scripts/selftests-commit.sh $tree REPO && scripts/export-series.sh $tree REPO"
 fi
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_plan

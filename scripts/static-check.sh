@@ -31,19 +31,6 @@ out=$BUILD/static/$tree
 rm -rf "$out"
 mkdir -p "$out"
 
-n=0 failed=0
-tap() {
-	local ok=$1 name=$2
-	shift 2
-	n=$((n + 1))
-	if [ "$ok" = ok ]; then echo "ok $n - $name"; else
-		failed=$((failed + 1))
-		echo "not ok $n - $name"
-	fi
-	local l
-	for l in "$@"; do echo "#   $l"; done
-}
-
 # The C files of the kernel the series changes and the configuration builds.
 files=()
 while IFS= read -r f; do
@@ -71,15 +58,23 @@ compare() {
 }
 
 timer_start
+broken=()
 for v in unpatched patched; do
 	kmake_init "$BUILD/src/$tree-$v" "$BUILD/obj/$tree-$v"
 	"${kmake[@]}" -s C=2 CHECK="$sparse" "${objs[@]}" >"$out/sparse-$v.log" 2>&1 ||
-		echo "make C=2 failed" >>"$out/sparse-$v.log"
+		broken+=(sparse)
 	"${kmake[@]}" -s W=1 "${asms[@]}" >"$out/w1-$v.log" 2>&1 ||
-		echo "make W=1 failed" >>"$out/w1-$v.log"
+		broken+=(w1)
 done
-compare sparse "sparse (C=2) of the touched files"
-compare w1 "gcc W=1 of the touched files"
+for kind in sparse w1; do
+	what="sparse (C=2) of the touched files"
+	[ "$kind" = sparse ] || what="gcc W=1 of the touched files"
+	if [[ " ${broken[*]} " == *" $kind "* ]]; then
+		tap fail "$what $tree: make failed" "$(grep -m 3 -E 'error|Error' "$out/$kind-"*.log)"
+	else
+		compare "$kind" "$what"
+	fi
+done
 timer_end "static-sparse-w1-$tree"
 
 # coccicheck: one spatch run per semantic patch over the touched files of
@@ -111,7 +106,9 @@ else
 		"$psrc/scripts/coccicheck") \
 		>"$out/cocci-all.log" 2>&1 || echo "coccicheck failed" >>"$out/cocci-all.log"
 	for v in unpatched patched; do
-		grep -F "$out/cocci/$v/" "$out/cocci-all.log" >"$out/cocci-$v.log" || true
+		# Paths relative to the tree, so that the kept result fits any clone.
+		grep -F "$out/cocci/$v/" "$out/cocci-all.log" |
+			sed "s|$out/cocci/$v/||" >"$out/cocci-$v.log" || true
 	done
 	if ! grep -q "coccicheck failed" "$out/cocci-all.log"; then
 		mkdir -p "$cached"
@@ -145,5 +142,4 @@ else
 fi
 timer_end "static-module-$tree"
 
-echo "1..$n"
-[ "$failed" = 0 ]
+tap_plan

@@ -18,13 +18,10 @@ git -C "$repo" rev-parse -q --verify base >/dev/null 2>&1 ||
 	die "$repo is not a git repository with a 'base' tag"
 
 patches=()
-if [ -f "$pdir/series" ]; then
-	while read -r p _; do
-		case "$p" in ''|'#'*) continue ;; esac
-		[ -f "$pdir/$p" ] || die "$pdir/series names '$p', which does not exist"
-		patches+=("$p")
-	done <"$pdir/series"
-fi
+while read -r p; do
+	[ -f "$pdir/$p" ] || die "$pdir/series names '$p', which does not exist"
+	patches+=("$p")
+done < <(series_list "$pdir")
 
 git -C "$repo" am --abort >/dev/null 2>&1 || true
 branch=$(git -C "$repo" symbolic-ref -q --short HEAD || echo series)

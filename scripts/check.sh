@@ -70,7 +70,7 @@ for tree in $trees; do
 		k=$tree-$variant
 		tsv=$sum/$k.tsv
 		# The patched kernel is built patch by patch: bisectability for free.
-		if [ "$variant" = patched ] && [ -n "$(sed -e 's/#.*//' "$PATCHES/$tree/series" 2>/dev/null)" ]; then
+		if [ "$variant" = patched ] && [ -n "$(series_list "$PATCHES/$tree")" ]; then
 			log "$tree: building the series patch by patch"
 			gate "$tree" bisect "$TOP/scripts/bisect-build.sh" "$tree"
 		fi
@@ -95,7 +95,7 @@ for tree in $trees; do
 		fi
 	done
 	# After the tree's kernels: static-check.sh reads both builds.
-	if [ -n "$(sed -e 's/#.*//' "$PATCHES/$tree/series" 2>/dev/null)" ]; then
+	if [ -n "$(series_list "$PATCHES/$tree")" ]; then
 		log "$tree: quality gates of the series"
 		gate "$tree" lint "$TOP/scripts/lint-series.sh" "$tree"
 		gate "$tree" static "$TOP/scripts/static-check.sh" "$tree"

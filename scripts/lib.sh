@@ -51,6 +51,13 @@ check_variant() {
 	esac
 }
 
+# series_list PDIR: the patch names PDIR/series lists, in order (comments
+# and blank lines dropped; nothing when there is no series file).
+series_list() {
+	[ -f "$1/series" ] || return 0
+	sed -e 's/#.*//' "$1/series" | awk 'NF { print $1 }'
+}
+
 # variant_patches TREE VARIANT: the directory whose 'series' VARIANT applies.
 variant_patches() {
 	case "$2" in

@@ -82,11 +82,10 @@ excuse_holds() {
 }
 
 echo "# $tree: checkpatch, series hygiene, selftest patch sync"
-while read -r p _; do
-	case "$p" in ''|'#'*) continue ;; esac
+while read -r p; do
 	mapfile -t added < <(awk '/^diff --git /{f=$4} /^new file mode/{sub(/^b\//,"",f); print f}' "$pdir/$p")
 	checkpatch_one "$p" "$pdir/$p"
-done <"$pdir/series"
+done < <(series_list "$pdir")
 added=()
 for f in "$TOP"/module/*.[ch] "$TOP"/selftests/*.[ch]; do
 	checkpatch_one "${f#"$TOP"/}" -f "$f"

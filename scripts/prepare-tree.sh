@@ -85,8 +85,8 @@ series_identity() {
 	echo "$stamp"
 	[ -f "$pdir/series" ] || return 0
 	cat "$pdir/series"
-	sed -e 's/#.*//' "$pdir/series" | while read -r p _; do
-		if [ -n "$p" ] && [ -f "$pdir/$p" ]; then cat "$pdir/$p"; fi
+	series_list "$pdir" | while read -r p; do
+		if [ -f "$pdir/$p" ]; then cat "$pdir/$p"; fi
 	done
 }
 sstamp=$(series_identity | sha256sum | cut -d' ' -f1)

@@ -19,7 +19,7 @@ file -L "$busybox" 2>/dev/null | grep -q 'statically linked' ||
 	ldd "$busybox" 2>&1 | grep -q 'not a dynamic executable' ||
 	die "$busybox is not statically linked (install busybox-static)"
 
-obj=$BUILD/obj/$tree-$variant
+obj=$BUILD/obj/$kname
 [ -f "$obj/usr/include/linux/userfaultfd.h" ] ||
 	die "no uapi headers in $obj (run scripts/build-kernel.sh $tree $variant)"
 src=$BUILD/src/$tree-$variant
@@ -29,7 +29,7 @@ src=$BUILD/src/$tree-$variant
 # UFFD_SELFTESTS and UFFD_PREBUILT let scripts/run-upstream-tests.sh put
 # another list of prebuilt tests in an initramfs of its own (UFFD_INITRD).
 st=${UFFD_SELFTESTS:-$TOP/selftests}
-tests=${UFFD_PREBUILT:-$BUILD/selftests/$tree-$variant}
+tests=${UFFD_PREBUILT:-$BUILD/selftests/$kname}
 if [ -z "${UFFD_PREBUILT:-}" ]; then
 	make -s -C "$TOP/selftests" KSRC="$src" KHDR="$obj/usr/include" OUT="$tests" ||
 		die "selftests do not build against $tree-$variant"
@@ -37,12 +37,12 @@ fi
 
 # The debug module, built out of tree in a copy of module/ per kernel so
 # that the objects of one kernel never meet another's.
-mod=$BUILD/module/$tree-$variant
+mod=$BUILD/module/$kname
 rm -rf "$mod"
 mkdir -p "$mod"
 cp "$TOP"/module/Kbuild "$TOP"/module/*.[ch] "$mod/"
 make -s -C "$obj" M="$mod" modules >"$mod/build.log" 2>&1 ||
-	die "uffd_debug.ko does not build against $tree-$variant (see $mod/build.log)"
+	die "uffd_debug.ko does not build against $kname (see $mod/build.log)"
 
 stage=$(mktemp -d "$BUILD/initramfs-stage.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
@@ -62,7 +62,7 @@ else
 fi
 
 mkdir -p "$BUILD/initramfs"
-out=${UFFD_INITRD:-$BUILD/initramfs/$tree-$variant.cpio}
+out=${UFFD_INITRD:-$BUILD/initramfs/$kname.cpio}
 (cd "$stage" && find . -print0 | LC_ALL=C sort -z |
 	cpio --null -o -H newc --owner=0:0 --quiet) | write_atomic "$out"
 echo "$out"

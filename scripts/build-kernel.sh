@@ -22,7 +22,7 @@ tree_variant_args "[--configure-only] TREE VARIANT" "$@"
 need_tool make gcc flex bison bc perl
 
 src=$("$TOP/scripts/prepare-tree.sh" --variant "$variant" "$tree")
-obj=$BUILD/obj/$tree-$variant
+obj=$BUILD/obj/$kname
 mkdir -p "$BUILD/obj"
 
 # An empty series makes the patched kernel the unpatched one: build it once.
@@ -40,6 +40,7 @@ mkdir -p "$obj"
 
 fragments=("$TOP/config/base.config" "$TOP/config/debug.config")
 [ -f "$TOP/config/tree-$tree.config" ] && fragments+=("$TOP/config/tree-$tree.config")
+[ -n "$flavour" ] && fragments+=("$TOP/config/flavour-$flavour.config")
 
 kmake_init "$src" "$obj"
 
@@ -77,7 +78,7 @@ if [ ! -f "$obj/.config" ] || [ "$(cat "$obj/.uffd-config" 2>/dev/null)" != "$cs
 		die "Kconfig dropped ${#dropped[@]} requested option(s) for $tree: ${dropped[*]%% *}"
 	fi
 	echo "$cstamp" >"$obj/.uffd-config"
-	timer_end "configure-$tree-$variant"
+	timer_end "configure-$kname"
 fi
 
 if [ "$configure_only" = 1 ]; then
@@ -86,10 +87,10 @@ if [ "$configure_only" = 1 ]; then
 fi
 
 timer_start
-log "building $tree-$variant in $obj (log: $obj/build.log)"
+log "building $kname in $obj (log: $obj/build.log)"
 if ! "${kmake[@]}" bzImage modules modules_prepare headers >"$obj/build.log" 2>&1; then
 	grep -E 'error|Error' "$obj/build.log" | head -n 5 >&2
-	die "kernel build failed for $tree-$variant (see $obj/build.log)"
+	die "kernel build failed for $kname (see $obj/build.log)"
 fi
-timer_end "build-$tree-$variant"
+timer_end "build-$kname"
 echo "$obj"

@@ -29,6 +29,7 @@ fi
 
 kernel=$(sed -n 's/.*uffd_bench.kernel=\([^ ]*\).*/\1/p' /proc/cmdline)
 only=$(sed -n 's/.*uffd_bench.only=\([^ ]*\).*/\1/p' /proc/cmdline)
+slow=$(sed -n 's/.*uffd_bench.slow=\([0-9]*\).*/\1/p' /proc/cmdline)
 
 # Let the console settle so boot messages do not cut through TAP lines.
 sleep 1
@@ -49,7 +50,7 @@ i=0
 for t in $tests; do
 	i=$((i + 1))
 	name=${t%%:*}
-	limit=${t#*:}
+	limit=$((${t#*:} * ${slow:-1}))
 	rm -f /tmp/rc /tmp/pid
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	echo "# selftests: uffd-robust: $name"

@@ -84,6 +84,21 @@ tree_variant_args() {
 	tree=$1 variant=$2
 	check_tree "$tree"
 	check_variant "$variant"
+	flavour_init
+}
+
+# flavour_init: the kernel flavour from UFFD_FLAVOUR ("" or debug: the
+# memory sanitisers of config/flavour-debug.config on top) and kname, the
+# name of the build, initramfs and run directories of TREE-VARIANT in it.
+# The expectations of TREE-VARIANT apply to every flavour.
+flavour_init() {
+	flavour=${UFFD_FLAVOUR:-}
+	case "$flavour" in
+	''|debug) ;;
+	*) die "unknown flavour '$flavour' (UFFD_FLAVOUR: empty or debug)" ;;
+	esac
+	# shellcheck disable=SC2034 # used by the scripts that source this
+	kname=$tree-$variant${flavour:+-$flavour}
 }
 
 # base_get TREE KEY: one field of $PATCHES/TREE/base (key=value lines).

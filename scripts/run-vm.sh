@@ -24,46 +24,51 @@ fi
 tree_variant_args "[--only TEST[,TEST...]] TREE VARIANT" "$@"
 need_tool qemu-system-x86_64 timeout python3
 
-kernel=$BUILD/obj/$tree-$variant/arch/x86/boot/bzImage
-initrd=${UFFD_INITRD:-$BUILD/initramfs/$tree-$variant.cpio}
+kernel=$BUILD/obj/$kname/arch/x86/boot/bzImage
+initrd=${UFFD_INITRD:-$BUILD/initramfs/$kname.cpio}
 [ -f "$kernel" ] || die "no kernel at $kernel (run scripts/build-kernel.sh $tree $variant)"
 [ -f "$initrd" ] || die "no initramfs at $initrd (run scripts/build-initramfs.sh $tree $variant)"
 
 st=${UFFD_SELFTESTS:-$TOP/selftests}
 cpus=2
+# The debug flavour's sanitisers slow everything down: every time limit is
+# multiplied (the guest's per-test limits too, through uffd_bench.slow).
+slow=1
+[ "$flavour" = debug ] && slow=${UFFD_DEBUG_SLOW:-3}
 
 # Whole-run limit: every test's own limit, plus boot and reboot.
 limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$st/tests.list" |
 	awk -v only=",$only," '
 		only == ",," || index(only, "," $1 ",") { s += $2 + 10 }
 		END { print s + 60 }')
+limit=$((limit * slow))
 limit=${UFFD_VM_LIMIT:-$limit}
 
-run=${UFFD_RUN:-$BUILD/runs/$tree-$variant}
+run=${UFFD_RUN:-$BUILD/runs/$kname}
 mkdir -p "$run"
 # A verdict must never outlive the run it came from.
 rm -f "$run/results.tsv"
 [ -f "$run/console.log" ] && mv -f "$run/console.log" "$run/console.log.old"
 
 append="console=ttyS0 panic=-1 watchdog_thresh=5 hung_task_timeout_secs=15"
-append+=" uffd_bench.kernel=$tree-$variant uffd_bench.cpus=$cpus"
+append+=" uffd_bench.kernel=$tree-$variant uffd_bench.cpus=$cpus uffd_bench.slow=$slow"
 [ -n "$only" ] && append+=" uffd_bench.only=$only"
 
 timer_start
-log "booting $tree-$variant (limit ${limit} s, console: $run/console.log)"
+log "booting $kname (limit ${limit} s, console: $run/console.log)"
 rc=0
 timeout -k 10 "$limit" qemu-system-x86_64 -machine pc -accel tcg -cpu max \
 	-smp "$cpus" -m 1G -nodefaults -display none -no-reboot \
 	-serial stdio -monitor none \
 	-kernel "$kernel" -initrd "$initrd" -append "$append" \
 	</dev/null >"$run/console.log" 2>"$run/qemu.log" || rc=$?
-timer_end "vm-$tree-$variant"
+timer_end "vm-$kname"
 
 status=
 case $rc in
 0) ;;
 124|137) status="--guest-timeout=$limit" ;;
-*) die "qemu failed for $tree-$variant with exit $rc: $(head -c 300 "$run/qemu.log")" ;;
+*) die "qemu failed for $kname with exit $rc: $(head -c 300 "$run/qemu.log")" ;;
 esac
 
 exec python3 "$TOP/scripts/parse-console.py" ${status:+"$status"} \

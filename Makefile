@@ -19,7 +19,9 @@ help:
 	@echo "  vm-test     boot TREE-VARIANT in QEMU, run the selftests (ONLY=a,b), judge the console"
 	@echo "  host-test   test the bench itself (console parser) on recorded logs"
 	@echo "  gates       the series' quality gates for TREE: bisect, checkpatch, hygiene, sparse, W=1, coccicheck"
-	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, host-test"
+	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, mainline's debug flavour, host-test"
+	@echo "  check-debug both trees' patched kernels in the debug flavour (KASAN, KMEMLEAK, SLUB poisoning)"
+	@echo "  upstream-test  each tree's own uffd/khugepaged/hugetlb selftests, unpatched vs patched"
 	@echo "  clean       remove build/ (the download cache stays)"
 
 deps:
@@ -52,7 +54,14 @@ gates:
 check:
 	$(S)/check.sh
 
+check-debug:
+	$(S)/check.sh --debug-only
+
+upstream-test:
+	@rc=0; for t in 6.1 mainline; do $(S)/run-upstream-tests.sh $$t || rc=1; done; exit $$rc
+
 clean:
 	rm -rf build
 
-.PHONY: help deps fetch prepare kernel initramfs vm-test host-test gates check clean
+.PHONY: help deps fetch prepare kernel initramfs vm-test host-test gates check check-debug \
+	upstream-test clean

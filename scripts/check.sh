@@ -1,23 +1,34 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# check.sh [TREE...]
+# check.sh [--debug-only] [TREE...]
 #
 # Everything CI checks: for each tree (default: all) the unpatched, the
 # patched and (where the tree has mutants) the mutant kernel built, booted
 # and judged against selftests/expectations; the series' quality gates
 # (bisect-build.sh builds the patched kernel patch by patch, then
-# lint-series.sh and static-check.sh); then the host-side tests of the
-# bench itself. Ends with one line "N passed, N failed, N skipped" counting
-# every case on every kernel and every gate.
+# lint-series.sh and static-check.sh); the patched kernel in the debug
+# flavour (config/flavour-debug.config) for the trees in UFFD_DEBUG_TREES
+# (default: mainline); then the host-side tests of the bench itself.
+# --debug-only: only the debug flavour of each tree's patched kernel.
+# Ends with one line "N passed, N failed, N skipped" counting every case on
+# every kernel and every gate.
 set -u -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
+debug_only=0
+if [ "${1:-}" = --debug-only ]; then
+	debug_only=1
+	shift
+fi
 trees=${*:-$TREES}
+debug_trees=${UFFD_DEBUG_TREES-mainline}
+[ "$debug_only" = 1 ] && debug_trees=$trees
 for t in $trees; do check_tree "$t"; done
 
 sum=$BUILD/check
+[ "$debug_only" = 1 ] && sum=$BUILD/check-debug
 rm -rf "$sum"
 mkdir -p "$sum"
 T0=$(date +%s)
@@ -65,53 +76,69 @@ gate() {
 	echo "$tree $name $(( $(date +%s) - t0 ))" >>"$sum/gate-times"
 }
 
+# run_kernel TREE VARIANT [FLAVOUR]: build, boot and judge one kernel.
+run_kernel() {
+	local tree=$1 variant=$2 flavour=${3:-} k tsv only=()
+	k=$tree-$variant${flavour:+-$flavour}
+	tsv=$sum/$k.tsv
+	export UFFD_FLAVOUR=$flavour
+	if ! "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then
+		printf '%s\tbench\tbuild\tfail\tpass\tFAIL\tkernel did not build\n' "$k" >"$tsv"
+		return
+	fi
+	if ! "$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null; then
+		printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
+		return
+	fi
+	# A mutant runs the tests that exercise what its mutations touch.
+	[ "$variant" = mutant ] && [ -f "$TOP/selftests/mutants/$tree/tests" ] &&
+		only=(--only "$(sed -e 's/#.*//' "$TOP/selftests/mutants/$tree/tests" | xargs | tr ' ' ,)")
+	"$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
+	if [ -f "$BUILD/runs/$k/results.tsv" ] &&
+		[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
+		cp "$BUILD/runs/$k/results.tsv" "$tsv"
+	else
+		printf '%s\tbench\trun\tfail\tpass\tFAIL\tno verdict from run-vm.sh\n' "$k" >"$tsv"
+	fi
+	unset UFFD_FLAVOUR
+}
+
 for tree in $trees; do
 	for variant in $(tree_variants "$tree"); do
-		k=$tree-$variant
-		tsv=$sum/$k.tsv
+		[ "$debug_only" = 1 ] && break
 		# The patched kernel is built patch by patch: bisectability for free.
 		if [ "$variant" = patched ] && [ -n "$(series_list "$PATCHES/$tree")" ]; then
 			log "$tree: building the series patch by patch"
 			gate "$tree" bisect "$TOP/scripts/bisect-build.sh" "$tree"
 		fi
-		if ! "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then
-			printf '%s\tbench\tbuild\tfail\tpass\tFAIL\tkernel did not build\n' "$k" >"$tsv"
-			continue
-		fi
-		if ! "$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null; then
-			printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
-			continue
-		fi
-		# A mutant runs the tests that exercise what its mutations touch.
-		only=()
-		[ "$variant" = mutant ] && [ -f "$TOP/selftests/mutants/$tree/tests" ] &&
-			only=(--only "$(sed -e 's/#.*//' "$TOP/selftests/mutants/$tree/tests" | xargs | tr ' ' ,)")
-		"$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
-		if [ -f "$BUILD/runs/$k/results.tsv" ] &&
-			[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
-			cp "$BUILD/runs/$k/results.tsv" "$tsv"
-		else
-			printf '%s\tbench\trun\tfail\tpass\tFAIL\tno verdict from run-vm.sh\n' "$k" >"$tsv"
-		fi
+		run_kernel "$tree" "$variant"
 	done
 	# After the tree's kernels: static-check.sh reads both builds.
-	if [ -n "$(series_list "$PATCHES/$tree")" ]; then
+	if [ "$debug_only" = 0 ] && [ -n "$(series_list "$PATCHES/$tree")" ]; then
 		log "$tree: quality gates of the series"
 		gate "$tree" lint "$TOP/scripts/lint-series.sh" "$tree"
 		gate "$tree" static "$TOP/scripts/static-check.sh" "$tree"
 	fi
+	case " $debug_trees " in
+	*" $tree "*)
+		log "$tree: the patched kernel in the debug flavour"
+		run_kernel "$tree" patched debug
+		;;
+	esac
 done
 
 # Last, so that its real-guest cases find a built kernel.
-log "host-side tests of the bench"
-"$TOP/tests/run.sh" >"$sum/host.out" 2>&1
-cat "$sum/host.out"
-tap_tsv host bench-host <"$sum/host.out" >"$sum/host.tsv"
-grep -q . "$sum/host.tsv" ||
-	printf 'host\tbench-host\trun\tfail\tpass\tFAIL\ttests/run.sh printed no result\n' >"$sum/host.tsv"
+if [ "$debug_only" = 0 ]; then
+	log "host-side tests of the bench"
+	"$TOP/tests/run.sh" >"$sum/host.out" 2>&1
+	cat "$sum/host.out"
+	tap_tsv host bench-host <"$sum/host.out" >"$sum/host.tsv"
+	grep -q . "$sum/host.tsv" ||
+		printf 'host\tbench-host\trun\tfail\tpass\tFAIL\ttests/run.sh printed no result\n' >"$sum/host.tsv"
+fi
 
 echo
-echo "== summary (build/check/*.tsv; consoles in build/runs/*/console.log) =="
+echo "== summary (${sum#"$TOP"/}/*.tsv; consoles in build/runs/*/console.log) =="
 cat "$sum"/*.tsv | awk -F'\t' '
 	{ k[$1]++; if ($6 == "FAIL") f[$1]++; else if ($4 == "skip") s[$1]++; else p[$1]++ }
 	$6 == "FAIL" { bad = bad sprintf("FAIL %s %s:%s %s (expect %s) %s\n", $1, $2, $3, $4, $5, $7) }

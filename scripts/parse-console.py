@@ -95,11 +95,17 @@ def read_expectations(path):
     return rules
 
 
+def kernel_is(kernel, glob):
+    """kernel: the names of the kernel that ran (TREE-VARIANT, and
+    TREE-VARIANT-FLAVOUR for a flavour); a rule applies when one matches."""
+    return any(fnmatch.fnmatchcase(name, glob) for name in kernel)
+
+
 def expectation(rules, kernel, test, case):
     want = "pass"
     for t, c, k, e, _ in rules:
         if (fnmatch.fnmatchcase(test, t) and fnmatch.fnmatchcase(case, c)
-                and fnmatch.fnmatchcase(kernel, k)):
+                and kernel_is(kernel, k)):
             want = e
     return want
 
@@ -107,7 +113,7 @@ def expectation(rules, kernel, test, case):
 def tolerated(rules, kernel, test):
     allowed = set()
     for t, _, k, _, a in rules:
-        if fnmatch.fnmatchcase(test, t) and fnmatch.fnmatchcase(kernel, k):
+        if fnmatch.fnmatchcase(test, t) and kernel_is(kernel, k):
             allowed |= a
     return allowed
 
@@ -282,7 +288,10 @@ def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("console")
-    ap.add_argument("--kernel", required=True, help="TREE-VARIANT that ran")
+    ap.add_argument("--kernel", required=True,
+                    help="TREE-VARIANT that ran: the expectations that apply")
+    ap.add_argument("--name", help="the name its rows and messages carry "
+                    "(default: --kernel; TREE-VARIANT-FLAVOUR for a flavour)")
     ap.add_argument("--expectations", required=True)
     ap.add_argument("--tests", required=True, help="selftests/tests.list")
     ap.add_argument("--only", default="", help="comma-separated tests that ran")
@@ -290,6 +299,7 @@ def main():
     ap.add_argument("--guest-timeout", type=int, default=0,
                     help="the host killed the guest after this many seconds")
     args = ap.parse_args()
+    name = args.name or args.kernel
 
     for p in (args.console, args.expectations, args.tests):
         if not os.path.isfile(p):
@@ -300,22 +310,22 @@ def main():
     with open(args.console, errors="replace") as f:
         saw_tap, done, tests, splats, last, cpus = parse(f)
 
-    rows, bad, ok_splats = judge(args.kernel, listed, rules, saw_tap, done,
+    rows, bad, ok_splats = judge((args.kernel, name), listed, rules, saw_tap, done,
                                  tests, splats, args.guest_timeout, cpus)
     width = max(len(f"{t}:{c}") for t, c, *_ in rows)
     for test, case, res, want, verdict, note in rows:
-        print(f"{args.kernel}: {test + ':' + case:<{width}}  {res:<4} (expect {want:<4}) "
+        print(f"{name}: {test + ':' + case:<{width}}  {res:<4} (expect {want:<4}) "
               f"{verdict}{'  - ' + note if note else ''}")
     for cls, test, n, text in bad:
-        print(f"{args.kernel}: console line {n}: {cls}: {text[:200]}")
+        print(f"{name}: console line {n}: {cls}: {text[:200]}")
     for cls, test, n, text in ok_splats:
-        print(f"{args.kernel}: console line {n}: {cls} (tolerated during {test}): {text[:200]}")
+        print(f"{name}: console line {n}: {cls} (tolerated during {test}): {text[:200]}")
 
     if args.results:
         tmp = args.results + ".tmp"
         with open(tmp, "w") as f:
             for row in rows:
-                f.write("\t".join((args.kernel,) + tuple(row)) + "\n")
+                f.write("\t".join((name,) + tuple(row)) + "\n")
         os.replace(tmp, args.results)
 
     passed = sum(1 for r in rows if r[4] == "ok" and r[2] != "skip")
@@ -324,12 +334,12 @@ def main():
 
     # One line naming the cause for the failures that end a run early.
     if not saw_tap:
-        print(f"{ME}: error: {args.kernel}: the kernel did not boot or never printed TAP"
+        print(f"{ME}: error: {name}: the kernel did not boot or never printed TAP"
               f"{' (killed after %d s)' % args.guest_timeout if args.guest_timeout else ''};"
               f" last console line: {last[:120]!r}", file=sys.stderr)
     elif not done:
         running = [t for t in listed if t in tests and tests[t]["top"] is None]
-        print(f"{ME}: error: {args.kernel}: the guest "
+        print(f"{ME}: error: {name}: the guest "
               f"{'hung' if args.guest_timeout else 'stopped'}"
               f"{' during test ' + running[0] if running else ''}"
               f"{' (killed after %d s)' % args.guest_timeout if args.guest_timeout else ''}",

@@ -72,6 +72,6 @@ case $rc in
 esac
 
 exec python3 "$TOP/scripts/parse-console.py" ${status:+"$status"} \
-	--kernel "$tree-$variant" --expectations "$st/expectations" \
+	--kernel "$tree-$variant" --name "$kname" --expectations "$st/expectations" \
 	--tests "$st/tests.list" ${only:+--only "$only"} \
 	--results "$run/results.tsv" "$run/console.log"

@@ -71,16 +71,6 @@
 #define DROP_CACHES	"/proc/sys/vm/drop_caches"
 #define SCAN_SLEEP	"/sys/kernel/mm/transparent_hugepage/khugepaged/scan_sleep_millisecs"
 
-#ifndef UFFD_FEATURE_MINOR_SHMEM
-#define UFFD_FEATURE_MINOR_SHMEM	(1 << 10)
-#endif
-#ifndef UFFD_FEATURE_WP_HUGETLBFS_SHMEM
-#define UFFD_FEATURE_WP_HUGETLBFS_SHMEM	(1 << 12)
-#endif
-#ifndef UFFDIO_REGISTER_MODE_MINOR
-#define UFFDIO_REGISTER_MODE_MINOR	((__u64)1 << 2)
-#endif
-
 static struct test_opts opts = { .rounds = 400, .seconds = 90 };
 static size_t page;
 static int files[NR_FILES];
@@ -124,6 +114,7 @@ struct shared {
 		    unmap_events, faults;
 	atomic_long exits, kills;
 };
+
 static struct shared *sh;
 
 /* ---- a worker process ------------------------------------------------ */
@@ -154,7 +145,6 @@ static pthread_mutex_t ulock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_rwlock_t forklock = PTHREAD_RWLOCK_INITIALIZER;
 static int epfd;
 static pthread_barrier_t start_line, finish_line;
-static atomic_int quit;
 
 static unsigned int pick(unsigned int *rs, unsigned int n)
 {
@@ -224,7 +214,7 @@ static void *monitor(void *unused)
 {
 	struct epoll_event ev[8];
 
-	while (!quit) {
+	for (;;) {
 		int n = epoll_wait(epfd, ev, 8, 20);
 
 		for (int k = 0; k < n; k++) {
@@ -236,7 +226,7 @@ static void *monitor(void *unused)
 			pthread_mutex_unlock(&ulock);
 		}
 	}
-	return NULL;
+	return NULL;	/* not reached: the worker ends with _exit() */
 }
 
 /* A random open uffd of the worker's own; -1 when none. */
@@ -573,8 +563,6 @@ static void *worker_thread(void *arg)
 
 	for (;;) {
 		pthread_barrier_wait(&start_line);
-		if (quit)
-			return NULL;
 		for (int k = 0; k < OPS_PER_ROUND; k++) {
 			enum op op = draw_op(&t->rs);
 
@@ -584,6 +572,7 @@ static void *worker_thread(void *arg)
 		}
 		pthread_barrier_wait(&finish_line);
 	}
+	return NULL;	/* not reached: the worker ends with _exit() */
 }
 
 /*
@@ -696,7 +685,7 @@ static void dump_group(pid_t pgrp)
 		snprintf(path, sizeof(path), "/proc/%d/task", pid);
 		tasks = opendir(path);
 		while (tasks && (te = readdir(tasks))) {
-			const char *what[] = { "stat", "wchan", "syscall", "stack" };
+			static const char * const what[] = { "stat", "wchan", "syscall", "stack" };
 
 			if (atoi(te->d_name) <= 0)
 				continue;
@@ -933,8 +922,9 @@ static int case_fuzz(const struct mem_type *unused)
 	     (long)sh->remove_events, (long)sh->unmap_events);
 	diag("workers: %ld killed mid-round, %ld exited at the end", (long)sh->kills,
 	     (long)sh->exits);
-	diag("%ld rounds, %ld operations in %.1f s; audits %ld: %ld match, %ld mismatch, %ld unavailable",
-	     rounds, total, now() - t0, at.audits, at.matches, at.mismatches, at.unavailable);
+	diag("%ld rounds, %ld operations in %.1f s", rounds, total, now() - t0);
+	diag("audits %ld: %ld match, %ld mismatch, %ld unavailable", at.audits,
+	     at.matches, at.mismatches, at.unavailable);
 	if (sh->faults) {
 		diag("%ld page fault message(s), but nothing touched armed memory",
 		     (long)sh->faults);

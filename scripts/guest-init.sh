@@ -30,6 +30,8 @@ fi
 kernel=$(sed -n 's/.*uffd_bench.kernel=\([^ ]*\).*/\1/p' /proc/cmdline)
 only=$(sed -n 's/.*uffd_bench.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 slow=$(sed -n 's/.*uffd_bench.slow=\([0-9]*\).*/\1/p' /proc/cmdline)
+# The tests' own case deadlines stretch with the limits.
+export UFFD_TIMEOUT_SCALE=${slow:-1}
 
 # Let the console settle so boot messages do not cut through TAP lines.
 sleep 1

@@ -304,10 +304,22 @@ static noinline void prefault_stack(void)
 	explicit_bzero(pad, sizeof(pad));
 }
 
+/*
+ * UFFD_TIMEOUT_SCALE=N multiplies every case deadline by N, for kernels
+ * that run everything slower (KASAN and lock debugging under emulation).
+ */
+static int timeout_scale(void)
+{
+	const char *s = getenv("UFFD_TIMEOUT_SCALE");
+	int n = s ? atoi(s) : 1;
+
+	return n > 0 ? n : 1;
+}
+
 int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	     const struct mem_type *mt, int timeout_s)
 {
-	double deadline = now() + timeout_s;
+	double deadline = now() + (double)timeout_s * timeout_scale();
 	int status;
 	pid_t pid;
 

@@ -111,8 +111,9 @@ int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
 
 /*
  * Run @fn(@arg) in a child process with a deadline of @timeout_s seconds
- * and return CASE_PASS, CASE_FAIL or CASE_SKIP. A child that misses the
- * deadline is killed (its whole process group) and counts as a failure.
+ * (times $UFFD_TIMEOUT_SCALE when set) and return CASE_PASS, CASE_FAIL or
+ * CASE_SKIP. A child that misses the deadline is killed (its whole process
+ * group) and counts as a failure.
  */
 int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	     const struct mem_type *mt, int timeout_s);

@@ -33,7 +33,8 @@ SPLATS = [
         r"balance|held lock freed|lock held when returning|nested lock)"
         r"|INFO: possible irq lock inversion|DEBUG_LOCKS_WARN_ON"
         r"|BUG: MAX_LOCKDEP|INFO: trying to register non-static key")),
-    ("hung_task", re.compile(r"INFO: task \S+:\d+ blocked for more than \d+ seconds")),
+    # Mainline may say "blocked in I/O wait for more than".
+    ("hung_task", re.compile(r"INFO: task \S+:\d+ blocked( in I/O wait)? for more than \d+ seconds")),
     ("soft_lockup", re.compile(r"BUG: soft lockup - CPU#\d+ stuck")),
     ("hard_lockup", re.compile(r"Watchdog detected hard LOCKUP")),
     ("rcu_stall", re.compile(r"rcu: INFO: \S+ (self-)?detected stalls?")),
@@ -41,7 +42,9 @@ SPLATS = [
     ("kmemleak", re.compile(r"kmemleak: \d+ new suspected memory leaks")),
     ("oops", re.compile(r"Oops: |general protection fault|BUG: unable to handle")),
     ("bug", re.compile(r"kernel BUG at |BUG: ")),
-    ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+ at |WARNING: at ")),
+    # 6.1: "WARNING: CPU: 0 PID: 66 at mm/x.c:1 f+0x2a/0x20f";
+    # mainline: "WARNING: mm/x.c:1 at f+0x2a/0x20f, CPU#0: comm/66".
+    ("warn", re.compile(r"WARNING: CPU: \d+ PID: \d+ at |WARNING: at |WARNING: \S+:\d+ at \S+, CPU#\d+: ")),
     ("panic", re.compile(r"Kernel panic - not syncing")),
 ]
 SPLAT_CLASSES = [c for c, _ in SPLATS]
@@ -55,7 +58,7 @@ NESTED_RESULT = re.compile(r"^# (not )?ok (\d+)\s*(.*)$")
 DONE = "# uffd-bench: done"
 CPUS = re.compile(r"^# uffd-bench: cpus online (\d+) of (\d+)")
 EXPECTS = ("pass", "fail", "skip", "must-pass")
-HUNG_TASK = re.compile(r"INFO: task (\S+:\d+) blocked for more than")
+HUNG_TASK = re.compile(r"INFO: task (\S+:\d+) blocked( in I/O wait)? for more than")
 
 
 def die(msg, code=2):

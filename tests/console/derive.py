@@ -49,6 +49,13 @@ Call Trace:
  madvise_collapse+0x1f5/0x3c0
  </TASK>
 ---[ end trace 0000000000000000 ]---"""))
+# Mainline prints a WARN as "WARNING: FILE:LINE at FUNC, CPU#N: COMM/PID"
+# (a format the parser once missed: a real counter WARN went unreported).
+splice("warn-mainline.log", kernel(3.201234, """------------[ cut here ]------------
+WARNING: mm/shmem.c:1417 at shmem_evict_inode+0x2a/0x20f, CPU#0: uffd-smoke/66
+Modules linked in: uffd_debug(O)
+CPU: 0 UID: 0 PID: 66 Comm: uffd-smoke Tainted: G           O        7.3.0-rc7+ #1 PREEMPTLAZY
+---[ end trace 0000000000000000 ]---"""))
 splice("kasan.log", kernel(3.4, """==================================================================
 BUG: KASAN: use-after-free in userfaultfd_ctx_put+0x2f/0x120
 Read of size 4 at addr ffff888004a1c010 by task uffd-smoke/75
@@ -62,6 +69,9 @@ uffd-smoke/75 is trying to acquire lock:
 ffff888003a4c1d8 (&mm->mmap_lock){++++}-{3:3}, at: userfaultfd_release+0x5a/0x200
 but task is already holding lock:
 ffff888003f2e0a8 (&ctx->fault_pending_wqh){....}-{2:2}, at: userfaultfd_release+0x30/0x200"""))
+splice("hung-task-iowait.log", kernel(30.1, """INFO: task uffd-smoke:80 blocked in I/O wait for more than 15 seconds.
+      Not tainted 7.3.0-rc7+ #1
+"""))
 splice("hung-task.log", kernel(30.1, """INFO: task uffd-smoke:80 blocked for more than 15 seconds.
       Not tainted 6.1.192+ #1
 "echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.

@@ -90,13 +90,9 @@ run_kernel() {
 		printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
 		return
 	fi
-	# A mutant runs the tests that exercise what its mutations touch; the
-	# debug flavour, within make check, the subset that fits CI's time.
-	local subset=
-	[ "$variant" = mutant ] && subset=$TOP/selftests/mutants/$tree/tests
-	[ "$flavour" = debug ] && [ "$debug_only" = 0 ] && subset=$TOP/selftests/flavour-debug.tests
-	[ -n "$subset" ] && [ -f "$subset" ] &&
-		only=(--only "$(sed -e 's/#.*//' "$subset" | xargs | tr ' ' ,)")
+	# A mutant runs the tests that exercise what its mutations touch.
+	[ "$variant" = mutant ] && [ -f "$TOP/selftests/mutants/$tree/tests" ] &&
+		only=(--only "$(sed -e 's/#.*//' "$TOP/selftests/mutants/$tree/tests" | xargs | tr ' ' ,)")
 	"$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
 	if [ -f "$BUILD/runs/$k/results.tsv" ] &&
 		[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then

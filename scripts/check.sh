@@ -81,26 +81,25 @@ run_kernel() {
 	local tree=$1 variant=$2 flavour=${3:-} k tsv only=()
 	k=$tree-$variant${flavour:+-$flavour}
 	tsv=$sum/$k.tsv
-	export UFFD_FLAVOUR=$flavour
-	if ! "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then
+	# Per command, so that an early return cannot leave it set for the next kernel.
+	if ! UFFD_FLAVOUR=$flavour "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null; then
 		printf '%s\tbench\tbuild\tfail\tpass\tFAIL\tkernel did not build\n' "$k" >"$tsv"
 		return
 	fi
-	if ! "$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null; then
+	if ! UFFD_FLAVOUR=$flavour "$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null; then
 		printf '%s\tbench\tinitramfs\tfail\tpass\tFAIL\tselftests or initramfs did not build\n' "$k" >"$tsv"
 		return
 	fi
 	# A mutant runs the tests that exercise what its mutations touch.
 	[ "$variant" = mutant ] && [ -f "$TOP/selftests/mutants/$tree/tests" ] &&
 		only=(--only "$(sed -e 's/#.*//' "$TOP/selftests/mutants/$tree/tests" | xargs | tr ' ' ,)")
-	"$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
+	UFFD_FLAVOUR=$flavour "$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
 	if [ -f "$BUILD/runs/$k/results.tsv" ] &&
 		[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
 		cp "$BUILD/runs/$k/results.tsv" "$tsv"
 	else
 		printf '%s\tbench\trun\tfail\tpass\tFAIL\tno verdict from run-vm.sh\n' "$k" >"$tsv"
 	fi
-	unset UFFD_FLAVOUR
 }
 
 for tree in $trees; do

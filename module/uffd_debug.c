@@ -62,6 +62,14 @@
 static struct dentry *uffd_debug_dir;
 
 /*
+ * The files, each with a reference of ours, and how long unload waits for
+ * an open of one of them still in flight.
+ */
+#define NR_FILES	4
+#define OPEN_DRAIN_MS	10000
+static struct dentry *uffd_debug_files[NR_FILES];
+
+/*
  * Contexts and mms are named by a keyed hash of their address: stable for
  * the module's lifetime, comparable between files, no address leaked
  * (%p prints "(ptrval)" for all of them until the CRNG is ready).
@@ -1201,6 +1209,40 @@ static const struct file_operations gup_fops = {
 
 /* ---- module --------------------------------------------------------- */
 
+static void __init create_file(int i, const char *name, umode_t mode,
+			       const struct file_operations *fops)
+{
+	struct dentry *d = debugfs_create_file(name, mode, uffd_debug_dir,
+					       NULL, fops);
+
+	if (!IS_ERR_OR_NULL(d))
+		uffd_debug_files[i] = dget(d);
+}
+
+/*
+ * Wait until no open of a removed file is in flight, then drop our
+ * reference. On 7.3 (not 6.1) the first open of a debugfs file reads its
+ * file_operations (ours, in module memory) before checking whether the
+ * file was removed, and debugfs_remove() has nothing to wait for while no
+ * open has completed: module.reload hit that under KASAN as a read of the
+ * freed module. An open holds a reference to the dentry from the end of
+ * its path walk to the return of ->open(); once the file is unhashed no
+ * walk can take a new one, so a count back to ours means none is left.
+ */
+static void drain_opens(struct dentry *d)
+{
+	unsigned long end = jiffies + msecs_to_jiffies(OPEN_DRAIN_MS);
+
+	if (!d)
+		return;
+	while (d_count(d) > 1 && time_before(jiffies, end))
+		usleep_range(500, 1000);
+	if (d_count(d) > 1)
+		pr_warn("%pd: %d references after %d ms, unloading anyway\n",
+			d, d_count(d) - 1, OPEN_DRAIN_MS);
+	dput(d);
+}
+
 static int __init uffd_debug_init(void)
 {
 	int err;
@@ -1227,11 +1269,10 @@ static int __init uffd_debug_init(void)
 		destroy_workqueue(gup_wq);
 		return uffd_debug_dir ? PTR_ERR(uffd_debug_dir) : -ENODEV;
 	}
-	debugfs_create_file("contexts", 0400, uffd_debug_dir, NULL,
-			    &contexts_fops);
-	debugfs_create_file("shmem", 0600, uffd_debug_dir, NULL, &shmem_fops);
-	debugfs_create_file("stats", 0600, uffd_debug_dir, NULL, &stats_fops);
-	debugfs_create_file("gup", 0600, uffd_debug_dir, NULL, &gup_fops);
+	create_file(0, "contexts", 0400, &contexts_fops);
+	create_file(1, "shmem", 0600, &shmem_fops);
+	create_file(2, "stats", 0600, &stats_fops);
+	create_file(3, "gup", 0600, &gup_fops);
 	return 0;
 }
 
@@ -1239,6 +1280,8 @@ static void __exit uffd_debug_exit(void)
 {
 	/* Waits for readers and writers still inside the files. */
 	debugfs_remove_recursive(uffd_debug_dir);
+	for (int i = 0; i < NR_FILES; i++)
+		drain_opens(uffd_debug_files[i]);
 	stats_unregister();
 	/* Waits for a running GUP: it ends when its faults are resolved. */
 	destroy_workqueue(gup_wq);

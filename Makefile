@@ -19,7 +19,7 @@ help:
 	@echo "  vm-test     boot TREE-VARIANT in QEMU, run the selftests (ONLY=a,b), judge the console"
 	@echo "  host-test   test the bench itself (console parser) on recorded logs"
 	@echo "  gates       the series' quality gates for TREE: bisect, checkpatch, hygiene, sparse, W=1, coccicheck"
-	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, host-test"
+	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, mainline debug, host-test"
 	@echo "  check-debug both trees' patched kernels in the debug flavour (KASAN, KMEMLEAK, SLUB poisoning)"
 	@echo "  upstream-test  each tree's own uffd/khugepaged/hugetlb selftests, unpatched vs patched"
 	@echo "  clean       remove build/ (the download cache stays)"

@@ -9,7 +9,7 @@
 # (bisect-build.sh builds the patched kernel patch by patch, then
 # lint-series.sh and static-check.sh); the patched kernel in the debug
 # flavour (config/flavour-debug.config) for the trees in UFFD_DEBUG_TREES
-# (default: none, see README); then the host-side tests of the bench itself.
+# (default: mainline, see README); then the host-side tests of the bench itself.
 # --debug-only: only the debug flavour of each tree's patched kernel.
 # Ends with one line "N passed, N failed, N skipped" counting every case on
 # every kernel and every gate.
@@ -23,7 +23,7 @@ if [ "${1:-}" = --debug-only ]; then
 	shift
 fi
 trees=${*:-$TREES}
-debug_trees=${UFFD_DEBUG_TREES-}
+debug_trees=${UFFD_DEBUG_TREES-mainline}
 [ "$debug_only" = 1 ] && debug_trees=$trees
 for t in $trees; do check_tree "$t"; done
 

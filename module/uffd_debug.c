@@ -1231,15 +1231,20 @@ static void __init create_file(int i, const char *name, umode_t mode,
  */
 static void drain_opens(struct dentry *d)
 {
-	unsigned long end = jiffies + msecs_to_jiffies(OPEN_DRAIN_MS);
+	unsigned long start = jiffies, end = start + msecs_to_jiffies(OPEN_DRAIN_MS);
 
 	if (!d)
 		return;
-	while (d_count(d) > 1 && time_before(jiffies, end))
-		usleep_range(500, 1000);
-	if (d_count(d) > 1)
-		pr_warn("%pd: %d references after %d ms, unloading anyway\n",
-			d, d_count(d) - 1, OPEN_DRAIN_MS);
+	if (d_count(d) > 1) {
+		pr_info("%pd: waiting for %d open(s) in flight\n", d, d_count(d) - 1);
+		while (d_count(d) > 1 && time_before(jiffies, end))
+			usleep_range(500, 1000);
+		if (d_count(d) > 1)
+			pr_warn("%pd: %d references after %d ms, unloading anyway\n",
+				d, d_count(d) - 1, OPEN_DRAIN_MS);
+		else
+			pr_info("%pd: drained in %u ms\n", d, jiffies_to_msecs(jiffies - start));
+	}
 	dput(d);
 }
 

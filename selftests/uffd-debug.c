@@ -24,11 +24,7 @@
  *                      reaches the monitor, GUP drops mmap_lock to wait
  *                      (as KVM's async page fault worker does).
  *  module.reload       unload and load the module 100 times while
- *                      contexts come and go, triggers run and a third
- *                      process opens every file without pause; every
- *                      other unload follows its load at once, so that a
- *                      file's first open races with its removal (7.3's
- *                      debugfs reads the module's fops there).
+ *                      contexts come and go and triggers run.
  *  module.kmemleak     kmemleak finds nothing of the module's after that;
  *                      SKIP where kmemleak is not enabled.
  */
@@ -650,35 +646,16 @@ static void churn(void)
 	}
 }
 
-/* Open and close every file of the module, until killed. */
-static void open_all(void)
-{
-	static const char *const files[] = { "contexts", "shmem", "stats", "gup" };
-	char path[128];
-
-	for (unsigned int i = 0;; i++) {
-		int fd;
-
-		snprintf(path, sizeof(path), "%s/%s", UFFD_DEBUG_DIR, files[i % 4]);
-		fd = open(path, O_RDONLY);
-		if (fd >= 0)
-			close(fd);
-	}
-}
-
 static int case_reload(const struct mem_type *unused)
 {
 	int busy = 0, err = 0, i;
-	pid_t kids[3];
+	pid_t kids[2];
 	double t0 = now(), end;
 
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 2; i++) {
 		kids[i] = fork();
-		if (kids[i] == 0) {
-			if (i < 2)
-				churn();
-			open_all();
-		}
+		if (kids[i] == 0)
+			churn();
 	}
 	for (i = 0; i < RELOADS; i++) {
 		end = now() + 10;
@@ -693,10 +670,9 @@ static int case_reload(const struct mem_type *unused)
 		err = uffd_debug_load();
 		if (err)
 			break;
-		if (i % 2)
-			usleep(5000);
+		usleep(5000);
 	}
-	for (i = 0; i < 3; i++) {
+	for (i = 0; i < 2; i++) {
 		kill(kids[i], SIGKILL);
 		waitpid(kids[i], NULL, 0);
 	}
@@ -708,7 +684,7 @@ static int case_reload(const struct mem_type *unused)
 	}
 	if (uffd_debug_ready())
 		return CASE_FAIL;
-	diag("%d unload/load cycles in %.1f s with 3 busy processes (%d busy retries)",
+	diag("%d unload/load cycles in %.1f s with 2 busy processes (%d busy retries)",
 	     RELOADS, now() - t0, busy);
 	return CASE_PASS;
 }

@@ -369,7 +369,8 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 		if (r == pid)
 			break;
 		if (now() > deadline) {
-			diag("%s: no result after %d s, killing it", name, timeout_s);
+			diag("%s: no result after %d s, killing it", name,
+			     timeout_s * timeout_scale());
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			/* A child stuck in D state would never be reaped: give up. */

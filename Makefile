@@ -22,6 +22,7 @@ help:
 	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, mainline debug, host-test"
 	@echo "  check-debug both trees' patched kernels in the debug flavour (KASAN, KMEMLEAK, SLUB poisoning)"
 	@echo "  upstream-test  each tree's own uffd/khugepaged/hugetlb selftests, unpatched vs patched"
+	@echo "  bench       time TREE unpatched vs patched (bench/bench.list), write Documentation/perf/TREE.md"
 	@echo "  clean       remove build/ (the download cache stays)"
 
 deps:
@@ -60,8 +61,11 @@ check-debug:
 upstream-test:
 	@rc=0; for t in 6.1 mainline; do $(S)/run-upstream-tests.sh $$t || rc=1; done; exit $$rc
 
+bench:
+	$(S)/run-bench.sh $(TREE)
+
 clean:
 	rm -rf build
 
 .PHONY: help deps fetch prepare kernel initramfs vm-test host-test gates check check-debug \
-	upstream-test clean
+	upstream-test bench clean

@@ -38,7 +38,9 @@ fi
 [ -L "$obj" ] && rm -f "$obj"
 mkdir -p "$obj"
 
-fragments=("$TOP/config/base.config" "$TOP/config/debug.config")
+fragments=("$TOP/config/base.config")
+# The perf flavour leaves the debug checks out (see config/flavour-perf.config).
+[ "$flavour" = perf ] || fragments+=("$TOP/config/debug.config")
 [ -f "$TOP/config/tree-$tree.config" ] && fragments+=("$TOP/config/tree-$tree.config")
 [ -n "$flavour" ] && fragments+=("$TOP/config/flavour-$flavour.config")
 

@@ -14,6 +14,7 @@ pkgs=(
 	qemu-system-x86 busybox-static
 	sparse coccinelle ocaml-nox dpkg-dev python3-ply python3-git
 	libcap-dev libnuma-dev
+	gnuplot-nox
 )
 
 missing=()

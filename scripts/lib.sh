@@ -87,15 +87,16 @@ tree_variant_args() {
 	flavour_init
 }
 
-# flavour_init: the kernel flavour from UFFD_FLAVOUR ("" or debug: the
-# memory sanitisers of config/flavour-debug.config on top) and kname, the
+# flavour_init: the kernel flavour from UFFD_FLAVOUR ("", debug: the
+# memory sanitisers of config/flavour-debug.config on top, or perf: no
+# debug checks, for make bench) and kname, the
 # name of the build, initramfs and run directories of TREE-VARIANT in it.
 # The expectations of TREE-VARIANT apply to every flavour.
 flavour_init() {
 	flavour=${UFFD_FLAVOUR:-}
 	case "$flavour" in
-	''|debug) ;;
-	*) die "unknown flavour '$flavour' (UFFD_FLAVOUR: empty or debug)" ;;
+	''|debug|perf) ;;
+	*) die "unknown flavour '$flavour' (UFFD_FLAVOUR: empty, debug or perf)" ;;
 	esac
 	# shellcheck disable=SC2034 # used by the scripts that source this
 	kname=$tree-$variant${flavour:+-$flavour}
@@ -209,6 +210,21 @@ tap() {
 tap_plan() {
 	echo "1..$tap_n"
 	[ "$tap_failed" = 0 ]
+}
+
+# wrap_list LIST BIN ST: for each "NAME LIMIT CMD [ARG...]" line of LIST,
+# a script BIN/NAME that runs CMD with its arguments from /tests, and the
+# guest's ST/tests.list naming it with its limit. ST/expectations is left
+# to the caller.
+wrap_list() {
+	local name limit cmd
+	: >"$3/tests.list"
+	while read -r name limit cmd; do
+		case "$name" in ''|'#'*) continue ;; esac
+		printf '#!/bin/sh\ncd /tests && exec ./%s\n' "$cmd" >"$2/$name"
+		chmod +x "$2/$name"
+		printf '%s\t%s\n' "$name" "$limit" >>"$3/tests.list"
+	done <"$1"
 }
 
 timer_start() {

@@ -36,14 +36,8 @@ for variant in unpatched patched; do
 		EXTRA_CFLAGS=-static KHDR_INCLUDES="-isystem $obj/usr/include" \
 		$(for b in $bins; do echo "$out/bin/$b"; done) >"$out/build.log" 2>&1 ||
 		die "$tree-$variant: the $sub selftests do not build (see $out/build.log)"
-	: >"$out/st/tests.list"
+	wrap_list "$list" "$out/bin" "$out/st"
 	echo "* * pass" >"$out/st/expectations"
-	while read -r name limit cmd; do
-		case "$name" in ''|'#'*) continue ;; esac
-		printf '#!/bin/sh\ncd /tests && exec ./%s\n' "$cmd" >"$out/bin/$name"
-		chmod +x "$out/bin/$name"
-		printf '%s\t%s\n' "$name" "$limit" >>"$out/st/tests.list"
-	done <"$list"
 	UFFD_SELFTESTS=$out/st UFFD_PREBUILT=$out/bin UFFD_INITRD=$out/initramfs.cpio \
 		"$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
 	UFFD_SELFTESTS=$out/st UFFD_INITRD=$out/initramfs.cpio \

@@ -34,6 +34,10 @@
  * kernel declared slow by UFFD_TIMEOUT_SCALE > 1 (KASAN under emulation:
  * the timings say nothing there and N = 16384 takes hours).
  * -r ROUNDS (default 7) collapses per N.
+ *
+ * With -b (make bench) it judges nothing: it measures the unarmed file at
+ * each N of -n (default 1,16,256,1024,4096) and prints one "bench:" line
+ * per N with the median interrupts-off time and the least wall time.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -366,6 +370,29 @@ static const struct named_case cases[] = {
 	{ "guard.flat_armed", case_flat_armed },
 };
 
+static int case_bench(const struct mem_type *unused)
+{
+	const char *why = setup_tracer();
+	long irq, wall;
+
+	if (why) {
+		diag("%s", why);
+		return CASE_SKIP;
+	}
+	for (int i = 0; i < opts.nr_sizes; i++) {
+		if (measure_in_child(opts.sizes[i], false, &irq, &wall))
+			return CASE_FAIL;
+		diag("bench: guard.n%d irqsoff_us=%ld collapse_us=%ld rounds=%d",
+		     opts.sizes[i], irq, wall, opts.rounds);
+	}
+	tracing_write("current_tracer", "nop");
+	return CASE_PASS;
+}
+
+static const struct named_case bench_cases[] = {
+	{ "bench.guard", case_bench },
+};
+
 int main(int argc, char **argv)
 {
 	const char *scale = getenv("UFFD_TIMEOUT_SCALE");
@@ -375,5 +402,14 @@ int main(int argc, char **argv)
 	page = sysconf(_SC_PAGESIZE);
 	if (slow)
 		diag("UFFD_TIMEOUT_SCALE=%s: a slowed kernel, no timing to judge", scale);
+	if (opts.bench) {
+		static const int bench_counts[] = { 1, 16, 256, 1024, 4096 };
+
+		if (!opts.nr_sizes) {
+			opts.nr_sizes = ARRAY_SIZE(bench_counts);
+			memcpy(opts.sizes, bench_counts, sizeof(bench_counts));
+		}
+		return run_cases(bench_cases, 1, CASE_TIMEOUT, slow);
+	}
 	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, slow);
 }

@@ -198,15 +198,40 @@ int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms)
 	return -1;
 }
 
+/* "N[,N...]", each 0 or more, at most MAX_SIZES of them, into @o. */
+static int parse_sizes(const char *arg, struct test_opts *o)
+{
+	char *end;
+
+	o->nr_sizes = 0;
+	do {
+		long n = strtol(arg, &end, 10);
+
+		if (end == arg || n < 0 || n > 1 << 20 || o->nr_sizes == MAX_SIZES ||
+		    (*end && *end != ','))
+			return -1;
+		o->sizes[o->nr_sizes++] = n;
+		arg = end + 1;
+	} while (*end);
+	return 0;
+}
+
 void parse_test_opts(int argc, char **argv, struct test_opts *o)
 {
 	int c;
 
 	o->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
-	while ((c = getopt(argc, argv, "s:r:t:ah")) != -1) {
+	while ((c = getopt(argc, argv, "s:r:t:n:abh")) != -1) {
 		switch (c) {
 		case 'a':
 			o->all_types = true;
+			break;
+		case 'b':
+			o->bench = true;
+			break;
+		case 'n':
+			if (parse_sizes(optarg, o))
+				goto usage;
 			break;
 		case 's':
 			o->seed = strtoul(optarg, NULL, 0);
@@ -218,8 +243,9 @@ void parse_test_opts(int argc, char **argv, struct test_opts *o)
 			o->seconds = atoi(optarg);
 			break;
 		default:
+usage:
 			fprintf(stderr,
-				"usage: %s [-s seed] [-r rounds] [-t seconds per case] [-a]\n",
+				"usage: %s [-s seed] [-r rounds] [-t seconds per case] [-a] [-b] [-n N[,N...]]\n",
 				argv[0]);
 			exit(KSFT_FAIL);
 		}

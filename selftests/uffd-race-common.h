@@ -54,13 +54,20 @@ extern const int nr_mem_types;
 /*
  * Options every randomised test takes: -s SEED to replay a run, -r ROUNDS
  * and -t SECONDS (per case) to lengthen it for soak runs, -a to add cases
- * a test leaves out by default (it says which and why).
+ * a test leaves out by default (it says which and why). The tests that
+ * double as benchmarks (make bench) also take -b, measure and print
+ * "bench:" lines instead of judging, and -n N[,N...], the sizes to
+ * measure at (thread counts, mapping counts).
  */
+#define MAX_SIZES	8
 struct test_opts {
 	unsigned int seed;
 	int rounds;
 	int seconds;
 	bool all_types;
+	bool bench;
+	int nr_sizes;
+	int sizes[MAX_SIZES];
 };
 
 /* Parse the options into @o (defaults already set) and print the seed. */

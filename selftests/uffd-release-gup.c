@@ -22,6 +22,14 @@
  * 4 KiB chunk (/proc/pid/mem) or copies outside it (process_vm_*), so the
  * window is narrow there; it hit once in about 130 rounds under TCG, too
  * seldom for a verdict, so hugetlb is opt-in until it has a wider window.
+ *
+ * With -b (make bench) it measures instead: for each GUP thread count of
+ * -n (default 0,1,4,16; 0 is the floor: no GUP at all), proc_read on anon,
+ * the monitor stops resolving a random time into each round and the
+ * userfaultfd is closed with faults still waiting in it (the seed's
+ * handler going away). It prints the p50/p99/max time from close() to
+ * mmap_lock taken for write, and p50/p99 of close() alone. A round that
+ * livelocks fails the case as above.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +47,8 @@
 #include "uffd-race-common.h"
 
 #define GUP_THREADS	3
+#define MAX_GUP_THREADS	64
+#define MAX_BENCH_ROUNDS 1000
 #define PROBE_TIMEOUT	5	/* s: mmap_lock must be free again by then */
 #define CLOSE_DELAY_US	20000	/* the close comes within this of the start */
 
@@ -59,12 +69,17 @@ struct round {
 	int npages;
 	int uffd;
 	int memfd;		/* /proc/self/mem */
+	int nr_gup;		/* GUP threads */
 	atomic_int stop;
+	atomic_int quiet;	/* the monitor is to stop resolving and exit */
+	atomic_int monitor_done;
 	atomic_long gups;	/* GUP calls made */
 	atomic_long copies;	/* faults the monitor resolved */
 	pthread_t monitor;
+	double t_close;		/* when close() was called */
 	double t_closed;	/* when close() returned, 0 until then */
 	double t_released;	/* when the monitor had exited, 0 until then */
+	double t_free;		/* when mmap_lock was taken, 0 until then */
 };
 
 /*
@@ -124,7 +139,7 @@ static void *monitor_thread(void *arg)
 	if (!src)
 		return NULL;
 	memset(src, 0x5a, r->page);
-	while (!atomic_load(&r->stop)) {
+	while (!atomic_load(&r->stop) && !atomic_load(&r->quiet)) {
 		struct pollfd pfd = { .fd = r->uffd, .events = POLLIN };
 		struct uffd_msg msg;
 		unsigned long off;
@@ -144,6 +159,7 @@ static void *monitor_thread(void *arg)
 			atomic_fetch_add(&r->copies, 1);
 	}
 	free(src);
+	atomic_store(&r->monitor_done, 1);
 	return NULL;
 }
 
@@ -174,6 +190,7 @@ static void *close_thread(void *arg)
 	struct round *r = arg;
 	void *p;
 
+	r->t_close = now();
 	close(r->uffd);
 	r->t_closed = now();
 	pthread_join(r->monitor, NULL);
@@ -181,6 +198,7 @@ static void *close_thread(void *arg)
 	p = mmap(NULL, 4096, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (p != MAP_FAILED)
 		munmap(p, 4096);
+	r->t_free = now();
 	return NULL;
 }
 
@@ -197,41 +215,44 @@ static int join_within(pthread_t t, double seconds)
 #define RELEASE_STUCK	"round %d: close(uffd) returned after %.3f s, but the release (run by the monitor thread) did not finish within %d s: GUP livelock on the released userfaultfd (%ld GUP calls)"
 #define LOCK_STUCK	"round %d: the release finished after %.3f s, but mmap_lock was still taken %d s after close(uffd) (%ld GUP calls)"
 
-static int one_round(const struct mem_type *mt, int round, unsigned int *state)
+/*
+ * Map and arm a range, populate its even pages, and start the monitor, the
+ * zapper and @r->nr_gup GUP threads on it.
+ */
+static int start_round(struct round *r, pthread_t *gup, pthread_t *zap)
 {
-	struct round r = { .mt = mt, .page = mt->page_size() };
-	pthread_t gup[GUP_THREADS], zap, closer;
-	double t_close, t_free;
+	const struct mem_type *mt = r->mt;
 	char *src;
 	int i;
 
-	r.npages = r.page > 65536 ? 6 : 64;
+	r->page = mt->page_size();
+	r->npages = r->page > 65536 ? 6 : 64;
 	/* Threads created below inherit this; GUP threads move to CPU 0. */
 	pin_to_cpu(1);
-	r.area = mt->map(r.npages * r.page);
-	if (!r.area) {
-		diag("%s: cannot map %zu bytes: %s", mt->name, r.npages * r.page,
+	r->area = mt->map(r->npages * r->page);
+	if (!r->area) {
+		diag("%s: cannot map %zu bytes: %s", mt->name, r->npages * r->page,
 		     strerror(errno));
 		return CASE_SKIP;
 	}
-	r.memfd = open("/proc/self/mem", O_RDWR);
-	r.uffd = uffd_open_api(0, NULL);
-	if (r.memfd < 0 || r.uffd < 0) {
+	r->memfd = open("/proc/self/mem", O_RDWR);
+	r->uffd = uffd_open_api(0, NULL);
+	if (r->memfd < 0 || r->uffd < 0) {
 		diag("open /proc/self/mem or userfaultfd: %s", strerror(errno));
 		return CASE_FAIL;
 	}
-	if (uffd_register_mode(r.uffd, r.area, r.npages * r.page,
+	if (uffd_register_mode(r->uffd, r->area, r->npages * r->page,
 			       UFFDIO_REGISTER_MODE_MISSING)) {
 		diag("UFFDIO_REGISTER MISSING on %s: %s", mt->name, strerror(errno));
 		return CASE_FAIL;
 	}
 	/* The even pages stay present: see gup_thread(). */
-	src = malloc(r.page);
+	src = malloc(r->page);
 	if (!src)
 		return CASE_FAIL;
-	memset(src, 0xa5, r.page);
-	for (i = 0; i < r.npages; i += 2) {
-		int ret = uffd_copy(r.uffd, r.area + i * r.page, src, r.page);
+	memset(src, 0xa5, r->page);
+	for (i = 0; i < r->npages; i += 2) {
+		int ret = uffd_copy(r->uffd, r->area + i * r->page, src, r->page);
 
 		if (ret) {
 			diag("UFFDIO_COPY to populate %s page %d: %s", mt->name, i,
@@ -240,41 +261,143 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 		}
 	}
 	free(src);
-	pthread_create(&r.monitor, NULL, monitor_thread, &r);
-	pthread_create(&zap, NULL, zap_thread, &r);
-	for (i = 0; i < GUP_THREADS; i++)
-		pthread_create(&gup[i], NULL, gup_thread, &r);
+	pthread_create(&r->monitor, NULL, monitor_thread, r);
+	pthread_create(zap, NULL, zap_thread, r);
+	for (i = 0; i < r->nr_gup; i++)
+		pthread_create(&gup[i], NULL, gup_thread, r);
+	return CASE_PASS;
+}
 
-	usleep(1000 + rnd(state) % CLOSE_DELAY_US);
-	t_close = now();
-	pthread_create(&closer, NULL, close_thread, &r);
-	if (join_within(closer, PROBE_TIMEOUT)) {
-		/*
-		 * No page fault from here on: it would wait for mmap_lock too.
-		 * Exiting kills the spinning GUP threads, which frees the lock.
-		 */
-		if (!r.t_closed)
-			case_fail_fast(CLOSE_STUCK, round, PROBE_TIMEOUT, atomic_load(&r.gups));
-		if (!r.t_released)
-			case_fail_fast(RELEASE_STUCK, round, r.t_closed - t_close, PROBE_TIMEOUT,
-				       atomic_load(&r.gups));
-		case_fail_fast(LOCK_STUCK, round, r.t_released - t_close, PROBE_TIMEOUT,
-			       atomic_load(&r.gups));
-	}
-	t_free = now() - t_close;
+/*
+ * Close the userfaultfd in a thread of its own and wait up to
+ * PROBE_TIMEOUT s for it to take mmap_lock for write; when it cannot, fail
+ * the case at once, saying where it stopped.
+ */
+static void close_within(struct round *r, int round)
+{
+	pthread_t closer;
 
-	atomic_store(&r.stop, 1);
-	for (i = 0; i < GUP_THREADS; i++)
+	pthread_create(&closer, NULL, close_thread, r);
+	if (!join_within(closer, PROBE_TIMEOUT))
+		return;
+	/*
+	 * No page fault from here on: it would wait for mmap_lock too.
+	 * Exiting kills the spinning GUP threads, which frees the lock.
+	 */
+	if (!r->t_closed)
+		case_fail_fast(CLOSE_STUCK, round, PROBE_TIMEOUT, atomic_load(&r->gups));
+	if (!r->t_released)
+		case_fail_fast(RELEASE_STUCK, round, r->t_closed - r->t_close, PROBE_TIMEOUT,
+			       atomic_load(&r->gups));
+	case_fail_fast(LOCK_STUCK, round, r->t_released - r->t_close, PROBE_TIMEOUT,
+		       atomic_load(&r->gups));
+}
+
+/* Stop and join the round's threads, unmap its range. */
+static void finish_round(struct round *r, int round, pthread_t *gup, pthread_t zap)
+{
+	atomic_store(&r->stop, 1);
+	for (int i = 0; i < r->nr_gup; i++)
 		if (join_within(gup[i], PROBE_TIMEOUT))
 			case_fail_fast("round %d: a GUP thread is still stuck %d s after the round",
 				       round, PROBE_TIMEOUT);
 	if (join_within(zap, PROBE_TIMEOUT))
 		case_fail_fast("round %d: the zapper is stuck", round);
+	close(r->memfd);
+	r->mt->unmap(r->area, r->npages * r->page);
+}
+
+static int one_round(const struct mem_type *mt, int round, unsigned int *state)
+{
+	struct round r = { .mt = mt, .nr_gup = GUP_THREADS };
+	pthread_t gup[GUP_THREADS], zap;
+	double t_free;
+	int ret = start_round(&r, gup, &zap);
+
+	if (ret != CASE_PASS)
+		return ret;
+	usleep(1000 + rnd(state) % CLOSE_DELAY_US);
+	close_within(&r, round);
+	t_free = r.t_free - r.t_close;
+	finish_round(&r, round, gup, zap);
 	if (t_free > 1.0)
 		diag("round %d: mmap_lock took %.3f s to come free", round, t_free);
-	close(r.memfd);
-	mt->unmap(r.area, r.npages * r.page);
 	return CASE_PASS;
+}
+
+/*
+ * One round of the bench: the monitor resolves faults for a random time,
+ * then stops, and the userfaultfd is closed with GUP faults waiting in it.
+ * Returns the time from close() to mmap_lock taken, in us, or -1.
+ */
+static double bench_round(int nr_gup, int round, unsigned int *state, double *close_us)
+{
+	struct round r = { .mt = &mem_types[0], .nr_gup = nr_gup };
+	pthread_t gup[MAX_GUP_THREADS], zap;
+
+	if (start_round(&r, gup, &zap) != CASE_PASS)
+		return -1;
+	usleep(1000 + rnd(state) % CLOSE_DELAY_US);
+	atomic_store(&r.quiet, 1);
+	while (!atomic_load(&r.monitor_done))
+		usleep(100);
+	/* The monitor holds no reference now: close() runs the release. */
+	close_within(&r, round);
+	finish_round(&r, round, gup, zap);
+	*close_us = (r.t_closed - r.t_close) * 1e6;
+	return (r.t_free - r.t_close) * 1e6;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int bench_threads;
+
+static int case_bench(const struct mem_type *unused)
+{
+	static double us[MAX_BENCH_ROUNDS], close_us[MAX_BENCH_ROUNDS];
+	unsigned int state = opts.seed ^ bench_threads;
+	double end = now() + opts.seconds;
+	int n = 0;
+
+	while (n < opts.rounds && n < MAX_BENCH_ROUNDS && (n < 10 || now() < end)) {
+		double v = bench_round(bench_threads, n + 1, &state, &close_us[n]);
+
+		if (v < 0)
+			return CASE_FAIL;
+		us[n++] = v;
+	}
+	qsort(us, n, sizeof(*us), cmp_double);
+	qsort(close_us, n, sizeof(*close_us), cmp_double);
+	/* Nearest rank: with fewer than 100 rounds p99 is the maximum. */
+	diag("bench: release.gup%d p50_us=%.0f p99_us=%.0f max_us=%.0f %s=%.0f %s=%.0f rounds=%d",
+	     bench_threads, us[(n - 1) / 2], us[(99 * n + 99) / 100 - 1], us[n - 1],
+	     "close_p50_us", close_us[(n - 1) / 2],
+	     "close_p99_us", close_us[(99 * n + 99) / 100 - 1], n);
+	return CASE_PASS;
+}
+
+static int bench_main(void)
+{
+	static const int threads[] = { 0, 1, 4, 16 };
+	char name[32];
+
+	if (!opts.nr_sizes) {
+		opts.nr_sizes = ARRAY_SIZE(threads);
+		memcpy(opts.sizes, threads, sizeof(threads));
+	}
+	ksft_set_plan(opts.nr_sizes);
+	for (int i = 0; i < opts.nr_sizes; i++) {
+		bench_threads = opts.sizes[i] < MAX_GUP_THREADS ? opts.sizes[i] : MAX_GUP_THREADS;
+		snprintf(name, sizeof(name), "bench.gup%d", bench_threads);
+		report_case(name, run_case(name, case_bench, NULL,
+					   opts.seconds + 6 * PROBE_TIMEOUT));
+	}
+	return finish_tests();
 }
 
 static int case_release_gup(const struct mem_type *mt)
@@ -299,6 +422,8 @@ int main(int argc, char **argv)
 
 	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
+	if (opts.bench)
+		return bench_main();
 	ksft_set_plan(4 * nr_mem_types);
 	for (cur_op = PROC_READ; cur_op <= VM_WRITE; cur_op++) {
 		for (int i = 0; i < nr_mem_types; i++) {

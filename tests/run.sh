@@ -108,6 +108,34 @@ expect "compare-warnings.py: a new warning is named" 1 \
 expect "compare-warnings.py: a second copy of a known warning is new" 1 "^1 new, 5 known$" \
 	cw $W/base.log $W/again.log
 
+# bench-report.py on recorded consoles (tests/bench/): ratios, goals, a
+# livelock reported as such, a missing figure refused, plots drawn.
+B=tests/bench
+br() { python3 scripts/bench-report.py --tree mainline --out "$tmp/br" "$@"; }
+expect "bench-report.py: a ratio under its goal is not met" 0 \
+	"fault.anon \| 5050 \| 2.0% \| 4800 \| 4.2% \| 0.950 \| \*\*not met" \
+	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
+	patched=$B/patched-1.log patched=$B/patched-2.log
+expect "bench-report.py: the guard's growth with N is measured" 0 \
+	"whole section at N=4096, unpatched/patched: 10.1x \(goal >= 10x\): met" \
+	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
+	patched=$B/patched-1.log patched=$B/patched-2.log
+expect "bench-report.py: a livelock is reported as a hang" 0 \
+	"^\| 4 \| hang \(livelock\) \| hang \(livelock\) \| 0.84" \
+	br --no-plots unpatched=$B/livelock.log patched=$B/patched-1.log
+expect "bench-report.py: a missing figure fails the report" 1 \
+	"error: no figure for patched fault.shmem" \
+	br --no-plots unpatched=$B/unpatched-1.log patched=$B/missing.log
+expect "bench-report.py rejects an argument without VARIANT=" 2 "not VARIANT=CONSOLE" \
+	br $B/unpatched-1.log
+plots_drawn() {
+	br "$@" >/dev/null && for f in ratios release guard; do
+		file "$tmp/br/mainline-$f.png" | grep -q "PNG image data" || return 1
+	done && echo "3 plots drawn"
+}
+expect "bench-report.py draws its plots" 0 "^3 plots drawn$" \
+	plots_drawn unpatched=$B/unpatched-1.log patched=$B/patched-1.log
+
 # series-hygiene.py on the mainline series as it is, then broken copies.
 hyg() {
 	python3 scripts/series-hygiene.py "$1" --tree mainline --exceptions patches/lint.exceptions \

@@ -1,0 +1,68 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-bench.sh TREE
+#
+# Time the series: boot TREE's unpatched and patched kernels in turn,
+# BENCH_ROUNDS times each (default 2: unpatched, patched, unpatched,
+# patched, so that a slow spell of the host falls on both), run the
+# workloads of bench/bench.list in each, and hand the consoles to
+# bench-report.py, which writes the tables and plots for the tree into
+# Documentation/perf/ (BENCH_OUT overrides it). Consoles are kept in
+# build/runs/TREE-VARIANT-perf-bench-N/. The kernels are the perf flavour
+# (config/flavour-perf.config: no lockdep, DEBUG_VM or DEBUG_LIST, which
+# would inflate the cost of every lock; BENCH_FLAVOUR= picks the normal
+# ones). Fails when a workload did not report, except where
+# bench/expectations says it cannot (a livelock).
+set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+[ $# -eq 1 ] || die "usage: $me TREE"
+tree=$1
+check_tree "$tree"
+export UFFD_FLAVOUR=${BENCH_FLAVOUR-perf}
+[ "$UFFD_FLAVOUR" != debug ] || die "the debug flavour's sanitisers say nothing about cost"
+fl=${UFFD_FLAVOUR:+-$UFFD_FLAVOUR}
+need_tool gnuplot python3
+rounds=${BENCH_ROUNDS:-2}
+out=${BENCH_OUT:-$TOP/Documentation/perf}
+
+for variant in unpatched patched; do
+	obj=$("$TOP/scripts/build-kernel.sh" "$tree" "$variant" | tail -n 1)
+	src=$("$TOP/scripts/prepare-tree.sh" --variant "$variant" "$tree")
+	dir=$BUILD/bench/$tree-$variant$fl
+	rm -rf "$dir"
+	mkdir -p "$dir/bin" "$dir/st"
+	make -s -C "$TOP/selftests" KSRC="$src" KHDR="$obj/usr/include" OUT="$dir/bin" \
+		"$dir/bin/uffd-release-gup" "$dir/bin/uffd-collapse-guard" ||
+		die "the selftests do not build against $tree-$variant"
+	make -s -C "$TOP/bench" KSRC="$src" KHDR="$obj/usr/include" OUT="$dir/bin" ||
+		die "uffd-bench does not build against $tree-$variant"
+	wrap_list "$TOP/bench/bench.list" "$dir/bin" "$dir/st"
+	cp "$TOP/bench/expectations" "$dir/st/"
+	UFFD_SELFTESTS=$dir/st UFFD_PREBUILT=$dir/bin UFFD_INITRD=$dir/initramfs.cpio \
+		"$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
+done
+
+consoles=()
+bad=0
+for r in $(seq 1 "$rounds"); do
+	for variant in unpatched patched; do
+		run=$BUILD/runs/$tree-$variant$fl-bench-$r
+		UFFD_SELFTESTS=$BUILD/bench/$tree-$variant$fl/st \
+			UFFD_INITRD=$BUILD/bench/$tree-$variant$fl/initramfs.cpio UFFD_RUN=$run \
+			"$TOP/scripts/run-vm.sh" "$tree" "$variant" | tail -n 1 || {
+			warn "$tree-$variant round $r: the verdict failed (see $run/console.log)"
+			bad=1
+		}
+		consoles+=("$variant=$run/console.log")
+	done
+done
+
+mkdir -p "$out"
+python3 "$TOP/scripts/bench-report.py" --tree "$tree" --out "$out" \
+	--base "$tree: $(base_get "$tree" package) $(base_get "$tree" version), kernels: ${UFFD_FLAVOUR:-normal} flavour" \
+	"${consoles[@]}" || bad=1
+[ $bad = 0 ] || die "$tree: the bench did not run clean (see above)"
+log "$tree: results in $out/$tree.md"

@@ -182,40 +182,42 @@ def main():
                              [f"upkeep.{o}" for o in UPKEEP], "ops_per_s", UPKEEP_GOAL,
                              "ops/s")
 
-    w("## Release under GUP: close(uffd) to mmap_lock taken, proc_read GUP on anon\n")
-    w(f"| GUP threads | unpatched p50 ms | unpatched p99 ms | patched p50 ms | "
-      f"patched p99 ms | patched max ms | patched close() p50 / p99 ms | "
-      f"goal p99 < {P99_GOAL_MS:g} ms |")
-    w("|---:|---:|---:|---:|---:|---:|---:|---|")
+    w("## Release under GUP: close(uffd) with faults of proc_read GUP threads waiting in it, "
+      "anon\n")
+    w("close() runs the release (the monitor has let go of the file): the goal is judged on it. "
+      "\"then mmap\" adds taking mmap_lock for write right after (mmap + munmap), which "
+      "competes with the GUP threads' read locks.\n")
+    w(f"| GUP threads | unpatched close() p50 / p99 ms | patched close() p50 / p99 ms | "
+      f"unpatched then mmap p50 / p99 ms | patched then mmap p50 / p99 ms | "
+      f"goal: patched close() p99 < {P99_GOAL_MS:g} ms |")
+    w("|---:|---:|---:|---:|---:|---|")
     rel = []
     for t in GUP:
         key = f"release.gup{t}"
         cells = []
-        for kern, name in ((u, "unpatched"), (p, "patched")):
-            p50, p99 = kern.median(key, "p50_us"), kern.values(key, "p99_us")
-            if t in kern.hung and kern.hung[t]:
-                cells += ["hang (livelock)", "hang (livelock)"]
-            elif p50 is None:
-                cells += ["missing", "missing"]
-                missing.append(f"{name} {key}")
-            else:
-                cells += [f"{p50 / 1000:.2f}", f"{max(p99) / 1000:.2f}"]
-        pmax = p.values(key, "max_us")
-        p99 = p.values(key, "p99_us")
-        ok = None if not p99 or t in p.hung else max(p99) / 1000 < P99_GOAL_MS
+        for f50, f99 in (("close_p50_us", "close_p99_us"), ("p50_us", "p99_us")):
+            for kern, name in ((u, "unpatched"), (p, "patched")):
+                m50, v99 = kern.median(key, f50), kern.values(key, f99)
+                if kern.hung.get(t):
+                    cells.append("hang (livelock)")
+                elif t in kern.hung:
+                    cells.append("failed")
+                elif m50 is None or not v99:
+                    cells.append("missing")
+                    if f50 == "p50_us":
+                        missing.append(f"{name} {key}")
+                else:
+                    cells.append(f"{m50 / 1000:.2f} / {max(v99) / 1000:.2f}")
+        c99 = p.values(key, "close_p99_us")
+        ok = None if not c99 else max(c99) / 1000 < P99_GOAL_MS
         if t in p.hung:
             ok = False
-        c50, c99 = p.median(key, "close_p50_us"), p.values(key, "close_p99_us")
-        close = (f"{c50 / 1000:.2f} / {max(c99) / 1000:.2f}" if c50 is not None and c99
-                 else "n/a")
-        w(f"| {t} | {cells[0]} | {cells[1]} | {cells[2]} | {cells[3]} | "
-          f"{num(max(pmax) / 1000 if pmax else None, '{:.2f}')} | {close} | "
-          f"{verdict(ok if t else None)} |")
-        rel.append((t, u.median(key, "p50_us"), max(u.values(key, "p99_us") or [0]) or None,
-                    p.median(key, "p50_us"), max(p99 or [0]) or None))
+        w(f"| {t} | {' | '.join(cells)} | {verdict(ok if t else None)} |")
+        rel.append((t, u.median(key, "close_p50_us"), max(u.values(key, "close_p99_us") or [0]) or None,
+                    p.median(key, "close_p50_us"), max(c99 or [0]) or None))
     w("\np99 is the worst of the boots' p99 (nearest rank over each boot's rounds). "
-      "0 GUP threads is the floor: the same close and mmap/munmap with nothing "
-      "holding mmap_lock; the goal is judged with GUP threads only.\n")
+      "0 GUP threads is the floor: the same close with nothing faulting; the goal is "
+      "judged with GUP threads only.\n")
 
     w("## Collapse guard: interrupts-off time of MADV_COLLAPSE filling holes, "
       "N mappings of one shmem file, none armed\n")
@@ -292,7 +294,7 @@ plot '{d}/ratios' using 2:xtic(1) lc rgb '#4477aa', 0.99 with lines lc rgb 'red'
      0.98 with lines dt 2 lc rgb 'red', 1 with lines lc rgb 'black'
 """)
     gnuplot(common + f"""set output '{out}/{tree}-release.png'
-set title '{tree}: close(uffd) with GUP threads faulting on the range'
+set title '{tree}: close(uffd) with GUP threads faulting on the range (close() alone)'
 set xlabel 'GUP threads'
 set ylabel 'ms (log)'
 set logscale y

@@ -4,8 +4,9 @@
 # run-bench.sh TREE
 #
 # Time the series: boot TREE's unpatched and patched kernels in turn,
-# BENCH_ROUNDS times each (default 2: unpatched, patched, unpatched,
-# patched, so that a slow spell of the host falls on both), run the
+# BENCH_ROUNDS times each (default 3: unpatched, patched, unpatched, ...,
+# so that a slow spell of the host falls on both; nothing else may run on
+# the host meanwhile: a second QEMU triples every figure), run the
 # workloads of bench/bench.list in each, and hand the consoles to
 # bench-report.py, which writes the tables and plots for the tree into
 # Documentation/perf/ (BENCH_OUT overrides it). Consoles are kept in
@@ -25,7 +26,7 @@ export UFFD_FLAVOUR=${BENCH_FLAVOUR-perf}
 [ "$UFFD_FLAVOUR" != debug ] || die "the debug flavour's sanitisers say nothing about cost"
 fl=${UFFD_FLAVOUR:+-$UFFD_FLAVOUR}
 need_tool gnuplot python3
-rounds=${BENCH_ROUNDS:-2}
+rounds=${BENCH_ROUNDS:-3}
 out=${BENCH_OUT:-$TOP/Documentation/perf}
 
 for variant in unpatched patched; do

@@ -121,7 +121,7 @@ expect "bench-report.py: the guard's growth with N is measured" 0 \
 	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
 	patched=$B/patched-1.log patched=$B/patched-2.log
 expect "bench-report.py: a livelock is reported as a hang" 0 \
-	"^\| 4 \| hang \(livelock\) \| hang \(livelock\) \| 0.84" \
+	"^\| 4 \| hang \(livelock\) \| 0.50 / 0.90 \| hang \(livelock\) \| 0.84 / 1.90 \| met" \
 	br --no-plots unpatched=$B/livelock.log patched=$B/patched-1.log
 expect "bench-report.py: a missing figure fails the report" 1 \
 	"error: no figure for patched fault.shmem" \

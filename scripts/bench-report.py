@@ -281,7 +281,7 @@ def plots(out, tree, ratios, rel, guard):
     with open(f"{d}/guard", "w") as f:
         for n, gu, gp in guard:
             f.write(f"{n} {gu if gu is not None else 'NaN'} {gp if gp is not None else 'NaN'}\n")
-    common = "set terminal pngcairo size 800,450 font ',10'\nset grid ytics\n"
+    common = "set terminal pngcairo size 800,450 font ',10' noenhanced\nset grid ytics\n"
     gnuplot(common + f"""set output '{out}/{tree}-ratios.png'
 set title '{tree}: patched / unpatched (higher is faster; goals 0.99 fault, 0.98 upkeep)'
 set style data histograms

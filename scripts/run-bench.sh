@@ -15,6 +15,10 @@
 # would inflate the cost of every lock; BENCH_FLAVOUR= picks the normal
 # ones). Fails when a workload did not report, except where
 # bench/expectations says it cannot (a livelock).
+#
+# BENCH_AA=1 boots the unpatched kernel in both slots and reports it as
+# Documentation/perf/TREE-aa.md: the A/A control, what the bench reads
+# as a difference between two boots of one kernel.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -28,8 +32,12 @@ fl=${UFFD_FLAVOUR:+-$UFFD_FLAVOUR}
 need_tool gnuplot python3
 rounds=${BENCH_ROUNDS:-3}
 out=${BENCH_OUT:-$TOP/Documentation/perf}
+second=patched name=$tree
+if [ "${BENCH_AA:-0}" = 1 ]; then
+	second=unpatched name=$tree-aa
+fi
 
-for variant in unpatched patched; do
+for variant in $(printf '%s\n' unpatched $second | sort -u); do
 	obj=$("$TOP/scripts/build-kernel.sh" "$tree" "$variant" | tail -n 1)
 	src=$("$TOP/scripts/prepare-tree.sh" --variant "$variant" "$tree")
 	dir=$BUILD/bench/$tree-$variant$fl
@@ -49,21 +57,23 @@ done
 consoles=()
 bad=0
 for r in $(seq 1 "$rounds"); do
-	for variant in unpatched patched; do
-		run=$BUILD/runs/$tree-$variant$fl-bench-$r
+	# The report's slot, the kernel booted in it
+	for slot in unpatched:unpatched patched:$second; do
+		variant=${slot#*:} slot=${slot%%:*}
+		run=$BUILD/runs/$name-$slot$fl-bench-$r
 		UFFD_SELFTESTS=$BUILD/bench/$tree-$variant$fl/st \
 			UFFD_INITRD=$BUILD/bench/$tree-$variant$fl/initramfs.cpio UFFD_RUN=$run \
 			"$TOP/scripts/run-vm.sh" "$tree" "$variant" | tail -n 1 || {
 			warn "$tree-$variant round $r: the verdict failed (see $run/console.log)"
 			bad=1
 		}
-		consoles+=("$variant=$run/console.log")
+		consoles+=("$slot=$run/console.log")
 	done
 done
 
 mkdir -p "$out"
-python3 "$TOP/scripts/bench-report.py" --tree "$tree" --out "$out" \
+python3 "$TOP/scripts/bench-report.py" --tree "$name" --out "$out" \
 	--base "$tree: $(base_get "$tree" package) $(base_get "$tree" version), kernels: ${UFFD_FLAVOUR:-normal} flavour" \
 	"${consoles[@]}" || bad=1
-[ $bad = 0 ] || die "$tree: the bench did not run clean (see above)"
-log "$tree: results in $out/$tree.md"
+[ $bad = 0 ] || die "$name: the bench did not run clean (see above)"
+log "$name: results in $out/$name.md"

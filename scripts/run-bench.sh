@@ -19,6 +19,12 @@
 # BENCH_AA=1 boots the unpatched kernel in both slots and reports it as
 # Documentation/perf/TREE-aa.md: the A/A control, what the bench reads
 # as a difference between two boots of one kernel.
+#
+# BENCH_COUNT_OFF=1 measures the uffd-armed count's own cost: the patched
+# kernel plus bench/experiments/TREE-count-off.patch (a uffd_count_off
+# boot parameter that skips the count's upkeep), booted with it (the
+# "unpatched" slot) and without (the "patched" slot): one image, so the
+# kernel's layout cannot differ. Reported as TREE-count-off.md.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -32,9 +38,11 @@ fl=${UFFD_FLAVOUR:+-$UFFD_FLAVOUR}
 need_tool gnuplot python3
 rounds=${BENCH_ROUNDS:-3}
 out=${BENCH_OUT:-$TOP/Documentation/perf}
-second=patched name=$tree
+second=patched name=$tree first_append=
 if [ "${BENCH_AA:-0}" = 1 ]; then
 	second=unpatched name=$tree-aa
+elif [ "${BENCH_COUNT_OFF:-0}" = 1 ]; then
+	name=$tree-count-off first_append=uffd_count_off=1
 fi
 
 for variant in $(printf '%s\n' unpatched $second | sort -u); do
@@ -54,14 +62,46 @@ for variant in $(printf '%s\n' unpatched $second | sort -u); do
 		"$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
 done
 
+# The experiment's kernel: the patched tree plus the patch, in a worktree
+# of its own, configured as the patched kernel; booted through a build
+# directory of its own that the boot loop below points run-vm.sh at.
+kbuild=$BUILD
+if [ -n "$first_append" ]; then
+	exp=$TOP/bench/experiments/$tree-count-off.patch
+	[ -f "$exp" ] || die "$tree has no count-off experiment ($exp)"
+	psrc=$BUILD/src/$tree-patched esrc=$BUILD/src/$tree-count-off
+	eobj=$BUILD/obj/$tree-count-off$fl
+	git -C "$psrc" worktree remove --force "$esrc" 2>/dev/null || rm -rf "$esrc"
+	git -C "$psrc" worktree add -q --detach "$esrc" HEAD
+	git -C "$esrc" -c user.name=bench -c user.email=bench@localhost am -q "$exp" ||
+		die "$exp does not apply to $tree-patched"
+	mkdir -p "$eobj"
+	cp "$BUILD/obj/$tree-patched$fl/.config" "$eobj/.config"
+	kmake_init "$esrc" "$eobj"
+	timer_start
+	log "building the count-off experiment in $eobj"
+	"${kmake[@]}" olddefconfig bzImage >"$eobj/build.log" 2>&1 ||
+		die "the count-off kernel does not build (see $eobj/build.log)"
+	timer_end "build-$tree-count-off$fl"
+	kbuild=$BUILD/bench/$tree-count-off-boot
+	rm -rf "$kbuild"
+	mkdir -p "$kbuild/obj/$tree-patched$fl/arch/x86/boot"
+	ln -s "$eobj/arch/x86/boot/bzImage" "$kbuild/obj/$tree-patched$fl/arch/x86/boot/"
+fi
+
 consoles=()
 bad=0
 for r in $(seq 1 "$rounds"); do
 	# The report's slot, the kernel booted in it
 	for slot in unpatched:unpatched patched:$second; do
-		variant=${slot#*:} slot=${slot%%:*}
+		variant=${slot#*:} slot=${slot%%:*} append=
+		if [ -n "$first_append" ]; then
+			# Both slots boot the experiment's image, the first with the parameter.
+			variant=patched
+			[ "$slot" = unpatched ] && append=$first_append
+		fi
 		run=$BUILD/runs/$name-$slot$fl-bench-$r
-		UFFD_SELFTESTS=$BUILD/bench/$tree-$variant$fl/st \
+		UFFD_BUILD=$kbuild UFFD_APPEND=$append UFFD_SELFTESTS=$BUILD/bench/$tree-$variant$fl/st \
 			UFFD_INITRD=$BUILD/bench/$tree-$variant$fl/initramfs.cpio UFFD_RUN=$run \
 			"$TOP/scripts/run-vm.sh" "$tree" "$variant" | tail -n 1 || {
 			warn "$tree-$variant round $r: the verdict failed (see $run/console.log)"

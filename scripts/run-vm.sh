@@ -11,7 +11,8 @@
 # UFFD_SELFTESTS names another directory holding tests.list and
 # expectations (the bench's own tests use it); UFFD_VM_LIMIT overrides the
 # whole-run limit in seconds; UFFD_INITRD and UFFD_RUN another initramfs
-# and run directory (scripts/run-upstream-tests.sh uses them).
+# and run directory (scripts/run-upstream-tests.sh uses them); UFFD_APPEND
+# more kernel parameters (scripts/run-bench.sh's experiment).
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -53,6 +54,8 @@ rm -f "$run/results.tsv"
 append="console=ttyS0 panic=-1 watchdog_thresh=5 hung_task_timeout_secs=15"
 append+=" uffd_bench.kernel=$tree-$variant uffd_bench.cpus=$cpus uffd_bench.slow=$slow"
 [ -n "$only" ] && append+=" uffd_bench.only=$only"
+# Extra kernel parameters (run-bench.sh's count-off experiment).
+[ -n "${UFFD_APPEND:-}" ] && append+=" $UFFD_APPEND"
 
 timer_start
 log "booting $kname (limit ${limit} s, console: $run/console.log)"

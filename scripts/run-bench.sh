@@ -71,10 +71,18 @@ if [ -n "$first_append" ]; then
 	[ -f "$exp" ] || die "$tree has no count-off experiment ($exp)"
 	psrc=$BUILD/src/$tree-patched esrc=$BUILD/src/$tree-count-off
 	eobj=$BUILD/obj/$tree-count-off$fl
-	git -C "$psrc" worktree remove --force "$esrc" 2>/dev/null || rm -rf "$esrc"
-	git -C "$psrc" worktree add -q --detach "$esrc" HEAD
-	git -C "$esrc" -c user.name=bench -c user.email=bench@localhost am -q "$exp" ||
-		die "$exp does not apply to $tree-patched"
+	# Kept while it is the patched tree plus this patch: checking a kernel
+	# out takes minutes, and a fresh checkout rebuilds every object.
+	pid=$(git patch-id --stable <"$exp" | cut -d' ' -f1)
+	if [ "$(git -C "$esrc" rev-parse -q --verify HEAD~1 2>/dev/null)" != \
+		"$(git -C "$psrc" rev-parse HEAD)" ] ||
+		[ "$(git -C "$esrc" show HEAD | git patch-id --stable | cut -d' ' -f1)" != "$pid" ]; then
+		git -C "$psrc" worktree remove --force --force "$esrc" 2>/dev/null || rm -rf "$esrc"
+		git -C "$psrc" worktree prune
+		git -C "$psrc" worktree add -q --detach "$esrc" HEAD
+		git -C "$esrc" -c user.name=bench -c user.email=bench@localhost am -q "$exp" ||
+			die "$exp does not apply to $tree-patched"
+	fi
 	mkdir -p "$eobj"
 	cp "$BUILD/obj/$tree-patched$fl/.config" "$eobj/.config"
 	kmake_init "$esrc" "$eobj"

@@ -117,6 +117,7 @@ def main():
     ap.add_argument("--tree", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--base", default="")
+    ap.add_argument("--how", default="", help="the command that measured it")
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("consoles", nargs="+", metavar="VARIANT=CONSOLE")
     a = ap.parse_args()
@@ -148,7 +149,7 @@ def main():
         return "**not met**"
 
     w(f"# make bench: {tree}\n")
-    w(f"Measured {datetime.date.today().isoformat()} by `make bench TREE={tree}` "
+    w(f"Measured {datetime.date.today().isoformat()} by `{a.how or 'make bench TREE=' + tree}` "
       f"({len(u.boots)} boot(s) of each kernel, alternating).\n")
     w(f"- tree: {a.base or tree}; unpatched {u.release}, patched {p.release}")
     w(f"- machine: {machine()}")

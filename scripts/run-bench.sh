@@ -120,7 +120,11 @@ for r in $(seq 1 "$rounds"); do
 done
 
 mkdir -p "$out"
-python3 "$TOP/scripts/bench-report.py" --tree "$name" --out "$out" \
+# The command that measured it, for the report
+how="make bench TREE=$tree"
+[ "$name" = "$tree" ] ||
+	how="BENCH_$(echo "${name#"$tree"-}" | tr 'a-z-' 'A-Z_')=1 $how"
+python3 "$TOP/scripts/bench-report.py" --tree "$name" --out "$out" --how "$how" \
 	--base "$tree: $(base_get "$tree" package) $(base_get "$tree" version), kernels: ${UFFD_FLAVOUR:-normal} flavour" \
 	"${consoles[@]}" || bad=1
 [ $bad = 0 ] || die "$name: the bench did not run clean (see above)"

@@ -22,6 +22,7 @@ help:
 	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, mainline debug, host-test"
 	@echo "  check-debug both trees' patched kernels in the debug flavour (KASAN, KMEMLEAK, SLUB poisoning)"
 	@echo "  upstream-test  each tree's own uffd/khugepaged/hugetlb selftests, unpatched vs patched"
+	@echo "  kvm-test    TREE-VARIANT with KVM, booted with SVM: seed 000 through KVM's async page fault worker"
 	@echo "  bench       time TREE unpatched vs patched (bench/bench.list), write Documentation/perf/TREE.md"
 	@echo "  clean       remove build/ (the download cache stays)"
 
@@ -64,8 +65,11 @@ upstream-test:
 bench:
 	$(S)/run-bench.sh $(TREE)
 
+kvm-test:
+	$(S)/run-kvm-test.sh $(TREE) $(VARIANT)
+
 clean:
 	rm -rf build
 
 .PHONY: help deps fetch prepare kernel initramfs vm-test host-test gates check check-debug \
-	upstream-test bench clean
+	upstream-test bench kvm-test clean

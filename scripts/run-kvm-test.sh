@@ -1,0 +1,20 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0
+#
+# run-kvm-test.sh TREE VARIANT
+#
+# make kvm-test: build TREE-VARIANT in the kvm flavour (config/
+# flavour-kvm.config: KVM and KVM_AMD built in), boot it under QEMU's TCG
+# with -cpu max, which offers SVM, and run the tests of selftests/kvm/
+# tests.list in it (uffd-kvm-apf: seed 000 through KVM's async page fault
+# worker, with a VMM of the test's own), judged against
+# selftests/kvm/expectations.
+set -eu -o pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "$0")/lib.sh"
+
+export UFFD_FLAVOUR=kvm UFFD_SELFTESTS=$TOP/selftests/kvm
+tree_variant_args "TREE VARIANT" "$@"
+"$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null
+"$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
+exec "$TOP/scripts/run-vm.sh" "$tree" "$variant"

@@ -1,0 +1,611 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * uffd-kvm-apf: seed 000 the way it was reported, through KVM's async page
+ * fault worker. A minimal VMM of our own (in the manner of the kernel's KVM
+ * selftests, without their library) runs a guest whose memory is anonymous
+ * memory armed with userfaultfd MISSING; its monitor resolves a few faults
+ * and then closes the userfaultfd while the vCPUs keep touching memory.
+ *
+ * The guest runs in 32-bit protected mode, no paging, with interrupts
+ * enabled and an in-kernel local APIC: that is what lets KVM take the async
+ * page fault path for a guest that never enabled the paravirtual protocol
+ * (kvm_can_do_async_pf()). A nested page fault on an unpopulated page then
+ * tries GUP with FOLL_NOWAIT in the vCPU thread, gets "would wait" from
+ * handle_userfault(), queues async_pf_execute() on a kworker and halts the
+ * vCPU until that worker's GUP has the page. So the faults the monitor
+ * reads come from a kworker, not from the VMM: the message's thread id
+ * (UFFD_FEATURE_THREAD_ID) says which, and the test counts both.
+ *
+ *  kvm_apf.anon    anonymous guest memory; each round a new VM of 2 vCPUs,
+ *                  each writing its own 64 pages; the monitor closes at a
+ *                  random point of the time the next fault takes to come
+ *
+ * A first VM over memory nobody arms must run to its end, or the test
+ * SKIPs: this machine cannot run guests. Each round must see close()
+ * return within 5 s, the guest finish and every page hold what it wrote.
+ *
+ * On a kernel where a fault on the released context returns
+ * VM_FAULT_NOPAGE (6.1 without the series), a GUP that
+ * reaches handle_userfault() between the release's "released" store and
+ * its mmap_write_lock() retries for ever with mmap_lock held for read. If
+ * that GUP is the vCPU thread's own (FOLL_NOWAIT), killing the VMM ends it;
+ * if it is the async page fault worker's, nothing does: no signal reaches a
+ * kworker, and the closing VMM stays in D state until reboot. The test
+ * tells the two apart by killing the VMM, reports which it was, and goes on
+ * after the first until a round hangs the second way or time runs out.
+ *
+ * Without /dev/kvm, or on a CPU without SVM or VMX under it, it SKIPs.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+
+#include "uffd-race-common.h"
+
+#define NR_VCPUS	2
+#define VCPU_PAGES	64		/* guest pages each vCPU touches */
+#define PAGE		4096UL
+#define LOW_GPA		0x0UL		/* code, not armed */
+#define LOW_SIZE	0x10000UL
+#define CODE_GPA	0x1000UL
+#define DATA_GPA	0x100000UL	/* armed with userfaultfd MISSING */
+#define DATA_SIZE	(NR_VCPUS * VCPU_PAGES * PAGE)
+#define PORT_DONE	0x10
+#define HANG_S		5
+#define KILL_WAIT_S	5
+#define PROBE_S		60
+
+/*
+ * The guest, 32-bit code: write each page's own address into its first
+ * word, one page after the other from %esi up to %edi, then say so on
+ * PORT_DONE.
+ */
+static const unsigned char guest_code[] = {
+	0x89, 0x36,				/* 1: mov  %esi,(%esi)    */
+	0x81, 0xc6, 0x00, 0x10, 0x00, 0x00,	/*    add  $0x1000,%esi   */
+	0x39, 0xfe,				/*    cmp  %edi,%esi      */
+	0x72, 0xf4,				/*    jb   1b             */
+	0xe6, PORT_DONE,			/*    out  %al,$PORT_DONE */
+	0xeb, 0xfe,				/* 2: jmp  2b             */
+};
+
+/* What a round's VMM tells the parent, in memory shared across fork(). */
+enum stage { ST_START, ST_RUNNING, ST_CLOSING, ST_CLOSED, ST_DONE };
+struct round_report {
+	int stage;			/* set_stage(), stage_of() */
+	int vcpu_tid[NR_VCPUS];
+	int resolved;
+	int faults_kworker;		/* messages from a thread not the VMM's */
+	int faults_vcpu;		/* from a vCPU thread (synchronous GUP) */
+	double fault_gap_us;		/* mean COPY-to-next-fault time */
+	double close_ms;
+	char error[160];
+};
+
+/* The report is read by another process while it changes. */
+static void set_stage(struct round_report *rep, int stage)
+{
+	__atomic_store_n(&rep->stage, stage, __ATOMIC_RELEASE);
+}
+
+static int stage_of(struct round_report *rep)
+{
+	return __atomic_load_n(&rep->stage, __ATOMIC_ACQUIRE);
+}
+
+static struct test_opts opts = { .rounds = 300, .seconds = 90 };
+
+struct vcpu {
+	int fd;
+	struct kvm_run *run;
+	pthread_t thread;
+	struct round_report *rep;
+	int idx;
+	int exit_reason;
+};
+
+static __printf(2, 3) void fail_round(struct round_report *rep, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(rep->error, sizeof(rep->error), fmt, ap);
+	va_end(ap);
+	/* At once: exiting may wait for a vCPU thread that never returns. */
+	dprintf(2, "# VMM: %s\n", rep->error);
+	_exit(1);
+}
+
+static void set_segments(struct kvm_sregs *s)
+{
+	struct kvm_segment seg = {
+		.base = 0, .limit = 0xffffffff, .selector = 0x10,
+		.type = 3, .present = 1, .dpl = 0, .db = 1, .s = 1, .g = 1,
+	};
+
+	s->ds = seg;
+	s->es = seg;
+	s->fs = seg;
+	s->gs = seg;
+	s->ss = seg;
+	seg.selector = 0x8;
+	seg.type = 11;			/* code: execute/read, accessed */
+	s->cs = seg;
+	s->cr0 |= 1;			/* protected mode, paging off */
+}
+
+static void *vcpu_loop(void *arg)
+{
+	struct vcpu *v = arg;
+
+	v->rep->vcpu_tid[v->idx] = syscall(SYS_gettid);
+	for (;;) {
+		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
+			if (errno == EINTR)
+				continue;
+			v->exit_reason = -errno;
+			return NULL;
+		}
+		if (v->run->exit_reason == KVM_EXIT_IO &&
+		    v->run->io.port == PORT_DONE) {
+			v->exit_reason = 0;
+			return NULL;
+		}
+		v->exit_reason = v->run->exit_reason;
+		return NULL;
+	}
+}
+
+static void setup_vcpu(int vm, int mmap_size, struct vcpu *v, int idx,
+		       struct round_report *rep)
+{
+	/* With the in-kernel APIC an AP would wait for INIT/SIPI: start it. */
+	struct kvm_mp_state mp = { .mp_state = KVM_MP_STATE_RUNNABLE };
+	struct kvm_sregs sregs;
+	struct kvm_regs regs = {
+		.rip = CODE_GPA,
+		.rflags = 0x202,	/* IF: KVM may use the async PF path */
+		.rsi = DATA_GPA + idx * VCPU_PAGES * PAGE,
+		.rdi = DATA_GPA + (idx + 1) * VCPU_PAGES * PAGE,
+	};
+
+	v->idx = idx;
+	v->rep = rep;
+	v->fd = ioctl(vm, KVM_CREATE_VCPU, idx);
+	if (v->fd < 0)
+		fail_round(rep, "KVM_CREATE_VCPU: %s", strerror(errno));
+	v->run = mmap(NULL, mmap_size, PROT_READ | PROT_WRITE, MAP_SHARED, v->fd, 0);
+	if (v->run == MAP_FAILED)
+		fail_round(rep, "mmap(vcpu): %s", strerror(errno));
+	if (ioctl(v->fd, KVM_GET_SREGS, &sregs))
+		fail_round(rep, "KVM_GET_SREGS: %s", strerror(errno));
+	set_segments(&sregs);
+	if (ioctl(v->fd, KVM_SET_SREGS, &sregs) || ioctl(v->fd, KVM_SET_REGS, &regs) ||
+	    ioctl(v->fd, KVM_SET_MP_STATE, &mp))
+		fail_round(rep, "KVM_SET_{SREGS,REGS,MP_STATE}: %s", strerror(errno));
+}
+
+static int set_slot(int vm, int slot, unsigned long gpa, void *hva, size_t len)
+{
+	struct kvm_userspace_memory_region r = {
+		.slot = slot, .guest_phys_addr = gpa, .memory_size = len,
+		.userspace_addr = (unsigned long)hva,
+	};
+
+	return ioctl(vm, KVM_SET_USER_MEMORY_REGION, &r);
+}
+
+static bool is_vcpu(struct round_report *rep, int tid)
+{
+	for (int i = 0; i < NR_VCPUS; i++)
+		if (rep->vcpu_tid[i] == tid)
+			return true;
+	return false;
+}
+
+/*
+ * One round's VMM: a VM with NR_VCPUS vCPUs over armed memory; resolve
+ * @resolve faults, wait @delay_us, close the userfaultfd, let the guest
+ * finish on plain anonymous memory and check what it wrote.
+ */
+static void __noreturn vmm_round(int resolve, int delay_us, struct round_report *rep)
+{
+	static char src[PAGE];
+	struct vcpu v[NR_VCPUS];
+	struct uffd_msg msg;
+	double t, gap = 0, copied = 0;
+	int kvm, vm, uffd, mmap_size, done = 0, i;
+	char *low, *data;
+
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		fail_round(rep, "/dev/kvm: %s", strerror(errno));
+	vm = ioctl(kvm, KVM_CREATE_VM, 0);
+	mmap_size = ioctl(kvm, KVM_GET_VCPU_MMAP_SIZE, 0);
+	if (vm < 0 || mmap_size <= 0)
+		fail_round(rep, "KVM_CREATE_VM: %s", strerror(errno));
+	if (ioctl(vm, KVM_CREATE_IRQCHIP, 0))
+		fail_round(rep, "KVM_CREATE_IRQCHIP: %s", strerror(errno));
+
+	low = mmap(NULL, LOW_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	data = mmap(NULL, DATA_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (low == MAP_FAILED || data == MAP_FAILED)
+		fail_round(rep, "mmap: %s", strerror(errno));
+	memcpy(low + CODE_GPA, guest_code, sizeof(guest_code));
+	uffd = -1;
+	if (resolve >= 0) {
+		uffd = uffd_open_api(UFFD_FEATURE_THREAD_ID, NULL);
+		if (uffd < 0 ||
+		    uffd_register_mode(uffd, data, DATA_SIZE, UFFDIO_REGISTER_MODE_MISSING))
+			fail_round(rep, "userfaultfd: %s", strerror(errno));
+	}
+	if (set_slot(vm, 0, LOW_GPA, low, LOW_SIZE) ||
+	    set_slot(vm, 1, DATA_GPA, data, DATA_SIZE))
+		fail_round(rep, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
+
+	for (i = 0; i < NR_VCPUS; i++)
+		setup_vcpu(vm, mmap_size, &v[i], i, rep);
+	set_stage(rep, ST_RUNNING);
+	for (i = 0; i < NR_VCPUS; i++)
+		if (pthread_create(&v[i].thread, NULL, vcpu_loop, &v[i]))
+			fail_round(rep, "pthread_create failed");
+
+	while (done < resolve) {
+		int r = uffd_read_msg(uffd, &msg, HANG_S * 1000);
+
+		if (r <= 0)
+			fail_round(rep, "no fault within %d s after %d resolved (%s)",
+				   HANG_S, done, r ? strerror(errno) : "timeout");
+		if (msg.event != UFFD_EVENT_PAGEFAULT)
+			continue;
+		t = now();
+		if (copied)
+			gap += t - copied;
+		if (is_vcpu(rep, msg.arg.pagefault.feat.ptid))
+			rep->faults_vcpu++;
+		else
+			rep->faults_kworker++;
+		r = uffd_copy(uffd, (void *)(unsigned long)
+			      (msg.arg.pagefault.address & ~(PAGE - 1)), src, PAGE);
+		if (r && r != -EEXIST)
+			fail_round(rep, "UFFDIO_COPY: %s", strerror(-r));
+		copied = now();
+		rep->resolved = ++done;
+	}
+	if (done > 1)
+		rep->fault_gap_us = gap / (done - 1) * 1e6;
+	/* Close while the vCPUs run on: the next faults are on their way. */
+	for (t = now() + delay_us / 1e6; now() < t;)
+		;
+	set_stage(rep, ST_CLOSING);
+	t = now();
+	if (uffd >= 0)
+		close(uffd);
+	rep->close_ms = (now() - t) * 1e3;
+	set_stage(rep, ST_CLOSED);
+
+	for (i = 0; i < NR_VCPUS; i++) {
+		pthread_join(v[i].thread, NULL);
+		if (v[i].exit_reason)
+			fail_round(rep, "vCPU %d stopped with %s %d", i,
+				   v[i].exit_reason < 0 ? "errno" : "exit reason",
+				   abs(v[i].exit_reason));
+	}
+	for (unsigned long off = 0; off < DATA_SIZE; off += PAGE)
+		if (*(unsigned int *)(data + off) != DATA_GPA + off)
+			fail_round(rep, "guest page %#lx reads %#x after the run",
+				   DATA_GPA + off, *(unsigned int *)(data + off));
+	set_stage(rep, ST_DONE);
+	_exit(0);
+}
+
+/* utime + stime of task @pid in clock ticks, -1 when it is gone. */
+static long cpu_ticks(int pid)
+{
+	char path[64], stat[512];
+	long utime, stime;
+	char *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	p = fgets(stat, sizeof(stat), f) ? strrchr(stat, ')') : NULL;
+	fclose(f);
+	/* Fields 14 and 15; p is at the end of field 2. */
+	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
+			 &utime, &stime) != 2)
+		return -1;
+	return utime + stime;
+}
+
+/* Whether task @pid is a kworker. */
+static bool is_kworker(int pid)
+{
+	char path[64], comm[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	return !strncmp(comm, "kworker", 7);
+}
+
+/*
+ * Name the kworker that spins: the one that used most of a CPU over
+ * @seconds. Prints it and returns true when there is one.
+ */
+static bool report_spinning_kworker(double seconds)
+{
+	static int pids[4096];
+	static long before[4096];
+	long hz = sysconf(_SC_CLK_TCK), best = 0, t;
+	int pid, n = 0, best_pid = 0;
+	struct dirent *e;
+	double t0, t1;
+	DIR *d = opendir("/proc");
+
+	while (d && (e = readdir(d)) && n < (int)ARRAY_SIZE(pids)) {
+		pid = atoi(e->d_name);
+		if (pid <= 0 || !is_kworker(pid))
+			continue;
+		pids[n] = pid;
+		before[n++] = cpu_ticks(pid);
+	}
+	if (d)
+		closedir(d);
+	t0 = now();
+	usleep(seconds * 1e6);
+	for (int i = 0; i < n; i++) {
+		t = cpu_ticks(pids[i]) - before[i];
+		if (t > best) {
+			best = t;
+			best_pid = pids[i];
+		}
+	}
+	t1 = now();
+	if (!best_pid || best < (t1 - t0) * hz / 2)
+		return false;
+	diag("kworker %d used %.0f%% of a CPU over %.1f s", best_pid,
+	     100.0 * best / hz / (t1 - t0), t1 - t0);
+	return true;
+}
+
+/* The task's state letter and wchan, for the report; "?" when gone. */
+static void task_state(int pid, int tid, char *buf, size_t len)
+{
+	char path[64], stat[512] = "", wchan[64] = "?";
+	char *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(stat, sizeof(stat), f))
+			stat[0] = '\0';
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(wchan, sizeof(wchan), f))
+			snprintf(wchan, sizeof(wchan), "?");
+		fclose(f);
+	}
+	p = strrchr(stat, ')');
+	snprintf(buf, len, "%c %s", p && p[1] ? p[2] : '?', wchan);
+}
+
+static bool wait_exit(pid_t pid, double seconds, int *status)
+{
+	double end = now() + seconds;
+
+	while (now() < end) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		usleep(10000);
+	}
+	return false;
+}
+
+/*
+ * A first VM over memory nobody arms: the guest must run to its end here,
+ * or this machine cannot run KVM guests (nested SVM under TCG) and the
+ * test has nothing to say.
+ */
+static bool probe_plain(struct round_report *rep)
+{
+	double t = now();
+	char state[96];
+	int status;
+	pid_t pid;
+
+	memset(rep, 0, sizeof(*rep));
+	pid = fork();
+	if (pid < 0)
+		case_fail_fast("fork: %s", strerror(errno));
+	if (!pid)
+		vmm_round(-1, 0, rep);
+	if (!wait_exit(pid, PROBE_S, &status)) {
+		task_state(pid, rep->vcpu_tid[0], state, sizeof(state));
+		diag("a guest over plain memory did not finish in %d s (stage %d, vCPU 0: %s):",
+		     PROBE_S, stage_of(rep), state);
+		diag("KVM cannot run guests here");
+		kill(pid, SIGKILL);
+		wait_exit(pid, KILL_WAIT_S, &status);
+		return false;
+	}
+	if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+		diag("a guest over plain memory failed: %s",
+		     rep->error[0] ? rep->error : "killed by a signal");
+		return false;
+	}
+	diag("a guest over plain memory (%lu pages, %d vCPUs) ran in %.0f ms",
+	     DATA_SIZE / PAGE, NR_VCPUS, (now() - t) * 1e3);
+	return true;
+}
+
+/*
+ * Wait for round @round's VMM @pid to exit (true) or to stay in close()
+ * for HANG_S (false), saying every 10 s where it is.
+ */
+static bool wait_round(pid_t pid, struct round_report *rep, int round, int *status)
+{
+	double closing = 0, started = now(), told = started;
+	char st[3][96];
+
+	for (;;) {
+		if (waitpid(pid, status, WNOHANG) == pid)
+			return true;
+		if (stage_of(rep) == ST_CLOSING && !closing)
+			closing = now();
+		if (closing && stage_of(rep) == ST_CLOSING && now() - closing > HANG_S)
+			return false;
+		if (now() - told > 10) {
+			told = now();
+			task_state(pid, pid, st[0], sizeof(st[0]));
+			task_state(pid, rep->vcpu_tid[0], st[1], sizeof(st[1]));
+			task_state(pid, rep->vcpu_tid[1], st[2], sizeof(st[2]));
+			diag("round %d: %.0f s, stage %d, %d resolved; VMM %s, vCPUs %s / %s",
+			     round, told - started, stage_of(rep), rep->resolved,
+			     st[0], st[1], st[2]);
+		}
+		usleep(2000);
+	}
+}
+
+/*
+ * The VMM @pid hangs in close(): kill it. True when that ends it (its own
+ * vCPU thread's GUP held mmap_lock, and the kill stopped it), false when
+ * it survives: a kworker's GUP holds it.
+ */
+static bool hang_is_killable(pid_t pid)
+{
+	char state[96];
+	int status;
+
+	kill(pid, SIGKILL);
+	if (wait_exit(pid, KILL_WAIT_S, &status)) {
+		diag("killing the VMM ended it: its vCPU thread's GUP held mmap_lock");
+		return true;
+	}
+	task_state(pid, pid, state, sizeof(state));
+	diag("the VMM survives SIGKILL for %d s (%s): a kworker's GUP", KILL_WAIT_S, state);
+	diag("holds its mmap_lock and spins on the released userfaultfd: KVM's async");
+	diag("page fault worker never finishes (seed 000); it and the VMM stay stuck");
+	if (!report_spinning_kworker(2))
+		diag("(no kworker found using a CPU)");
+	return false;
+}
+
+static int case_kvm_apf(const struct mem_type *mt)
+{
+	struct round_report *rep;
+	unsigned int st = opts.seed;
+	int round, status, kworker = 0, vcpu = 0, killable = 0;
+	double t0 = now(), gap_us = 0, close_max = 0;
+	char state[96];
+	pid_t pid;
+
+	rep = mmap(NULL, sizeof(*rep), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (rep == MAP_FAILED)
+		case_fail_fast("mmap: %s", strerror(errno));
+	if (!probe_plain(rep))
+		return CASE_SKIP;
+	for (round = 1; round <= opts.rounds && now() - t0 < opts.seconds; round++) {
+		int resolve = 1 + rnd(&st) % (VCPU_PAGES / 2);
+		/* Sweep the close over the time the next fault takes to come. */
+		int delay = gap_us ? rnd(&st) % (int)(2 * gap_us + 1) : 0;
+
+		memset(rep, 0, sizeof(*rep));
+		pid = fork();
+		if (pid < 0)
+			case_fail_fast("fork: %s", strerror(errno));
+		if (!pid)
+			vmm_round(resolve, delay, rep);
+		if (!wait_round(pid, rep, round, &status)) {
+			task_state(pid, pid, state, sizeof(state));
+			diag("round %d (%d faults resolved, close %d us after the last copy):",
+			     round, resolve, delay);
+			diag("close(uffd) hangs > %d s (VMM: %s)", HANG_S, state);
+			if (hang_is_killable(pid)) {
+				killable++;
+				continue;
+			}
+			diag("before it: %d rounds, faults from a kworker %d, a vCPU %d",
+			     round - 1, kworker, vcpu);
+			return CASE_FAIL;
+		}
+		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			diag("round %d: the VMM failed: %s", round,
+			     rep->error[0] ? rep->error : "killed by a signal");
+			return CASE_FAIL;
+		}
+		kworker += rep->faults_kworker;
+		vcpu += rep->faults_vcpu;
+		if (rep->fault_gap_us)
+			gap_us = gap_us ? (gap_us * 3 + rep->fault_gap_us) / 4 : rep->fault_gap_us;
+		if (rep->close_ms > close_max)
+			close_max = rep->close_ms;
+	}
+	diag("%d rounds in %.1f s; faults from a kworker %d, from a vCPU thread %d;",
+	     round - 1, now() - t0, kworker, vcpu);
+	diag("a fault every %.0f us after a copy; close() at most %.2f ms", gap_us, close_max);
+	if (killable) {
+		diag("%d round(s) hung in the VMM's own GUP: the release livelock is live",
+		     killable);
+		return CASE_FAIL;
+	}
+	if (!kworker) {
+		diag("no fault came from a kworker: KVM did not take the async page fault path");
+		return CASE_FAIL;
+	}
+	return CASE_PASS;
+}
+
+int main(int argc, char **argv)
+{
+	const char *why = NULL;
+	int kvm;
+
+	/* Diagnostics as they come: a case killed on its deadline loses a buffer. */
+	setvbuf(stdout, NULL, _IOLBF, 0);
+	parse_test_opts(argc, argv, &opts);
+	ksft_print_header();
+	ksft_set_plan(1);
+	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+	if (kvm < 0)
+		why = errno == ENOENT ? "no /dev/kvm (a kernel without KVM, or no SVM/VMX)" :
+		      "/dev/kvm cannot be opened";
+	else if (ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_IRQCHIP) <= 0 ||
+		 ioctl(kvm, KVM_CHECK_EXTENSION, KVM_CAP_ASYNC_PF) <= 0)
+		why = "KVM without an in-kernel irqchip or async page faults";
+	if (kvm >= 0)
+		close(kvm);
+	if (why) {
+		diag("%s", why);
+		ksft_test_result_skip("kvm_apf.anon\n");
+		return finish_tests();
+	}
+	report_case("kvm_apf.anon", run_case("kvm_apf.anon", case_kvm_apf, NULL,
+					     opts.seconds + 3 * HANG_S + 60));
+	return finish_tests();
+}

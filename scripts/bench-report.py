@@ -35,6 +35,10 @@ FAULT_GOAL, UPKEEP_GOAL = 0.99, 0.98
 P99_GOAL_MS, GUARD_GOAL = 5.0, 10.0
 # The selftest's rule for "flat" (uffd-collapse-guard.c)
 FLAT_FACTOR, FLAT_SLACK_US = 2, 100
+# The trees whose unpatched kernel has no collapse guard to compare with:
+# 6.1 fills the holes of armed shmem (seed 004 is live there), so the
+# patched guard is measured against nothing at all, not against a walk.
+NO_GUARD_UNPATCHED = {"6.1"}
 
 
 def parse_console(path):
@@ -244,12 +248,17 @@ def main():
         w(f"- patched flat in N (N={GUARD[-1]} within {FLAT_FACTOR} x N=1 + "
           f"{FLAT_SLACK_US} us, the selftest's rule): {gNp:.0f} vs {g1p:.0f} us: "
           f"{verdict(flat)}")
-        whole = gNu / gNp
-        w(f"- whole section at N={GUARD[-1]}, unpatched/patched: {whole:.1f}x "
-          f"(goal >= {GUARD_GOAL:g}x): {verdict(whole >= GUARD_GOAL)}")
-        walk = gNu - g1u
-        w(f"- the part that grows with N (the guard: unpatched's i_mmap walk): "
-          f"{walk:+.0f} us unpatched, {gNp - g1p:+.0f} us patched")
+        if tree.split("-")[0] in NO_GUARD_UNPATCHED:
+            w(f"- whole section at N={GUARD[-1]}, unpatched/patched (goal >= "
+              f"{GUARD_GOAL:g}x against the i_mmap walk): n/a, the unpatched kernel "
+              f"has no guard at all; patched minus unpatched: {gNp - gNu:+.0f} us "
+              f"at N={GUARD[-1]}, {g1p - g1u:+.0f} us at N=1")
+        else:
+            whole = gNu / gNp
+            w(f"- whole section at N={GUARD[-1]}, unpatched/patched: {whole:.1f}x "
+              f"(goal >= {GUARD_GOAL:g}x): {verdict(whole >= GUARD_GOAL)}")
+            w(f"- the part that grows with N (the guard: unpatched's i_mmap walk): "
+              f"{gNu - g1u:+.0f} us unpatched, {gNp - g1p:+.0f} us patched")
     w("")
 
     w(f"Goals: {met} met, {unmet} not met.\n")

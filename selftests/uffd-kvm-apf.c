@@ -37,6 +37,7 @@
  * Without /dev/kvm, or on a CPU without SVM or VMX under it, it SKIPs.
  */
 #define _GNU_SOURCE
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -67,6 +68,7 @@
 #define HANG_S		5
 #define KILL_WAIT_S	5
 #define PROBE_S		60
+static_assert(NR_VCPUS == 2, "the diagnostics name two vCPUs");
 
 /*
  * The guest, 32-bit code: write each page's own address into its first
@@ -542,10 +544,15 @@ static int case_kvm_apf(const struct mem_type *mt)
 		if (!pid)
 			vmm_round(resolve, delay, rep);
 		if (!wait_round(pid, rep, round, &status)) {
+			char vs[NR_VCPUS][96];
+
 			task_state(pid, pid, state, sizeof(state));
+			for (int i = 0; i < NR_VCPUS; i++)
+				task_state(pid, rep->vcpu_tid[i], vs[i], sizeof(vs[i]));
 			diag("round %d (%d faults resolved, close %d us after the last copy):",
 			     round, resolve, delay);
-			diag("close(uffd) hangs > %d s (VMM: %s)", HANG_S, state);
+			diag("close(uffd) hangs > %d s (VMM: %s; vCPUs: %s / %s)", HANG_S,
+			     state, vs[0], vs[1]);
 			if (hang_is_killable(pid)) {
 				killable++;
 				continue;

@@ -180,12 +180,49 @@ def main():
         w("")
         return rows
 
+    def pair_table():
+        key = "upkeep.register_pair"
+        w("## Counter upkeep within one boot: register + unregister, MISSING vs MINOR\n")
+        have = [kern for kern in ("unpatched", "patched") if k[kern].values(key, "rel")]
+        if not have:
+            w("Not in these consoles (a uffd-bench without the case).\n")
+            return
+        w("The same UFFDIO_REGISTER + UNREGISTER pairs on one shmem range, MISSING and MINOR "
+          "rounds interleaved in one process: only MISSING arms the range, so only it updates "
+          "the count. Their difference within a boot is not moved by how fast that boot ran. "
+          "Per boot, the median over rounds; here the median over boots (least..most).\n")
+        w("| kernel | MISSING us/pair | MINOR us/pair | MISSING - MINOR us | MINOR/MISSING |")
+        w("|---|---:|---:|---:|---:|")
+        for kern in ("unpatched", "patched"):
+            kk = k[kern]
+            if kern not in have:
+                missing.append(f"{kern} {key}")
+                w(f"| {kern} | missing | missing | missing | missing |")
+                continue
+            ex, rl = kk.values(key, "extra_us"), kk.values(key, "rel")
+            w(f"| {kern} | {kk.median(key, 'missing_us'):.3f} | {kk.median(key, 'minor_us'):.3f} | "
+              f"{statistics.median(ex):+.3f} ({min(ex):+.3f}..{max(ex):+.3f}) | "
+              f"{statistics.median(rl):.4f} ({min(rl):.4f}..{max(rl):.4f}) |")
+        w("")
+        if len(have) < 2:
+            return
+        cost = p.median(key, "extra_us") - u.median(key, "extra_us")
+        est = p.median(key, "rel") / u.median(key, "rel")
+        w(f"- the count per register + unregister pair (patched's MISSING - MINOR less "
+          f"unpatched's): {cost:+.3f} us")
+        w(f"- upkeep.register patched/unpatched estimated within boots (patched's MINOR/MISSING "
+          f"over unpatched's): {est:.3f} (goal >= {UPKEEP_GOAL}): "
+          f"{verdict(est >= UPKEEP_GOAL)}")
+        w("")
+
     fault_rows = rate_table("Fault resolution throughput (FAULTERS=2 threads, one monitor, "
                             "UFFDIO_COPY)", [f"fault.{t}" for t in FAULT], "faults_per_s",
                             FAULT_GOAL, "faults/s")
     upkeep_rows = rate_table("Counter upkeep on MISSING-armed shmem VMAs",
                              [f"upkeep.{o}" for o in UPKEEP], "ops_per_s", UPKEEP_GOAL,
                              "ops/s")
+
+    pair_table()
 
     w("## Release under GUP: close(uffd) with faults of proc_read GUP threads waiting in it, "
       "anon\n")

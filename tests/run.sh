@@ -120,6 +120,13 @@ expect "bench-report.py: the guard's growth with N is measured" 0 \
 	"whole section at N=4096, unpatched/patched: 10.1x \(goal >= 10x\): met" \
 	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
 	patched=$B/patched-1.log patched=$B/patched-2.log
+expect "bench-report.py: the count's cost within a boot is MISSING less MINOR" 0 \
+	"pair \(patched's MISSING - MINOR less unpatched's\): \+0.450 us" \
+	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
+	patched=$B/patched-1.log patched=$B/patched-2.log
+expect "bench-report.py: the within-boot register estimate is judged" 0 \
+	"over unpatched's\): 0.953 \(goal >= 0.98\): \*\*not met" \
+	br --no-plots unpatched=$B/unpatched-1.log patched=$B/patched-1.log
 expect "bench-report.py: 6.1 has no guard to beat, the 10x goal is n/a" 0 \
 	"unpatched/patched \(goal >= 10x against the i_mmap walk\): n/a, the unpatched kernel has no guard" \
 	python3 scripts/bench-report.py --tree 6.1 --out "$tmp/br" --no-plots \

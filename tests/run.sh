@@ -112,18 +112,17 @@ expect "compare-warnings.py: a second copy of a known warning is new" 1 "^1 new,
 # livelock reported as such, a missing figure refused, plots drawn.
 B=tests/bench
 br() { python3 scripts/bench-report.py --tree mainline --out "$tmp/br" "$@"; }
+two_boots=("unpatched=$B/unpatched-1.log" "unpatched=$B/unpatched-2.log"
+	"patched=$B/patched-1.log" "patched=$B/patched-2.log")
 expect "bench-report.py: a ratio under its goal is not met" 0 \
 	"fault.anon \| 5050 \| 2.0% \| 4800 \| 4.2% \| 0.950 \| \*\*not met" \
-	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
-	patched=$B/patched-1.log patched=$B/patched-2.log
+	br --no-plots "${two_boots[@]}"
 expect "bench-report.py: the guard's growth with N is measured" 0 \
 	"whole section at N=4096, unpatched/patched: 10.1x \(goal >= 10x\): met" \
-	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
-	patched=$B/patched-1.log patched=$B/patched-2.log
+	br --no-plots "${two_boots[@]}"
 expect "bench-report.py: the count's cost within a boot is MISSING less MINOR" 0 \
 	"pair \(patched's MISSING - MINOR less unpatched's\): \+0.450 us" \
-	br --no-plots unpatched=$B/unpatched-1.log unpatched=$B/unpatched-2.log \
-	patched=$B/patched-1.log patched=$B/patched-2.log
+	br --no-plots "${two_boots[@]}"
 expect "bench-report.py: the within-boot register estimate is judged" 0 \
 	"over unpatched's\): 0.953 \(goal >= 0.98\): \*\*not met" \
 	br --no-plots unpatched=$B/unpatched-1.log patched=$B/patched-1.log

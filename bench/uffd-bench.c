@@ -352,7 +352,9 @@ static int case_register(const struct mem_type *unused)
 /*
  * The same register + unregister pairs in MISSING and in MINOR mode, their
  * rounds interleaved in one process: only MISSING arms the range, so only
- * it updates the uffd-armed count, and MINOR is the rest of the same path.
+ * it updates the uffd-armed count. MINOR runs the same path but for
+ * unregister's wakeup of MISSING waiters, which both kernels do: compare
+ * the kernels' MISSING - MINOR, not MISSING - MINOR alone.
  * Boots of one kernel differ in speed by up to 1.9x under TCG (make
  * bench's A/A), more than the count could cost; MISSING less MINOR, or
  * MINOR over MISSING, within one boot, is not moved by that.

@@ -186,7 +186,7 @@ def main():
         have = [kern for kern in ("unpatched", "patched") if k[kern].values(key, "rel")]
         if not have:
             w("Not in these consoles (a uffd-bench without the case).\n")
-            return
+            return []
         w("The same UFFDIO_REGISTER + UNREGISTER pairs on one shmem range, MISSING and MINOR "
           "rounds interleaved in one process: only MISSING arms the range, so only it updates "
           "the count. Their difference within a boot is not moved by how fast that boot ran. "
@@ -205,7 +205,7 @@ def main():
               f"{statistics.median(rl):.4f} ({min(rl):.4f}..{max(rl):.4f}) |")
         w("")
         if len(have) < 2:
-            return
+            return []
         cost = p.median(key, "extra_us") - u.median(key, "extra_us")
         est = p.median(key, "rel") / u.median(key, "rel")
         w(f"- the count per register + unregister pair (patched's MISSING - MINOR less "
@@ -214,6 +214,7 @@ def main():
           f"over unpatched's): {est:.3f} (goal >= {UPKEEP_GOAL}): "
           f"{verdict(est >= UPKEEP_GOAL)}")
         w("")
+        return [("upkeep.register (in boot)", est)]
 
     fault_rows = rate_table("Fault resolution throughput (FAULTERS=2 threads, one monitor, "
                             "UFFDIO_COPY)", [f"fault.{t}" for t in FAULT], "faults_per_s",
@@ -222,7 +223,7 @@ def main():
                              [f"upkeep.{o}" for o in UPKEEP], "ops_per_s", UPKEEP_GOAL,
                              "ops/s")
 
-    pair_table()
+    pair_rows = pair_table()
 
     w("## Release under GUP: close(uffd) with faults of proc_read GUP threads waiting in it, "
       "anon\n")
@@ -301,7 +302,7 @@ def main():
     w(f"Goals: {met} met, {unmet} not met.\n")
     os.makedirs(a.out, exist_ok=True)
     if not a.no_plots:
-        plots(a.out, tree, fault_rows + upkeep_rows, rel, guard)
+        plots(a.out, tree, fault_rows + upkeep_rows + pair_rows, rel, guard)
         w(f"![patched/unpatched ratios]({tree}-ratios.png)\n")
         w(f"![release latency]({tree}-release.png)\n")
         w(f"![collapse guard]({tree}-guard.png)\n")
@@ -320,7 +321,7 @@ def plots(out, tree, ratios, rel, guard):
     os.makedirs(d, exist_ok=True)
     with open(f"{d}/ratios", "w") as f:
         for key, r in ratios:
-            f.write(f"{key} {r if r is not None else 'NaN'}\n")
+            f.write(f"\"{key}\" {r if r is not None else 'NaN'}\n")
     with open(f"{d}/release", "w") as f:
         for t, u50, u99, p50, p99 in rel:
             f.write(" ".join(str(x / 1000 if x else "NaN") for x in (u50, u99, p50, p99))

@@ -556,7 +556,7 @@ static int case_kvm_apf(const struct mem_type *mt)
 	int round, status, kworker = 0, vcpu = 0, killable = 0;
 	double t0 = now(), gap_us = 0, close_max = 0;
 	long dropped0, kept0, dropped, kept;
-	bool counted;
+	bool counted, hung;
 	char state[96];
 	pid_t pid;
 
@@ -577,7 +577,11 @@ static int case_kvm_apf(const struct mem_type *mt)
 			case_fail_fast("fork: %s", strerror(errno));
 		if (!pid)
 			vmm_round(resolve, delay, rep);
-		if (!wait_round(pid, rep, round, &status)) {
+		hung = !wait_round(pid, rep, round, &status);
+		/* A hung round's faults were resolved all the same: count them. */
+		kworker += rep->faults_kworker;
+		vcpu += rep->faults_vcpu;
+		if (hung) {
 			char vs[NR_VCPUS][96];
 
 			task_state(pid, pid, state, sizeof(state));
@@ -600,8 +604,6 @@ static int case_kvm_apf(const struct mem_type *mt)
 			     rep->error[0] ? rep->error : "killed by a signal");
 			return CASE_FAIL;
 		}
-		kworker += rep->faults_kworker;
-		vcpu += rep->faults_vcpu;
 		if (rep->fault_gap_us)
 			gap_us = gap_us ? (gap_us * 3 + rep->fault_gap_us) / 4 : rep->fault_gap_us;
 		if (rep->close_ms > close_max)

@@ -595,8 +595,8 @@ static int case_kvm_apf(const struct mem_type *mt)
 				killable++;
 				continue;
 			}
-			diag("before it: %d rounds, faults from a kworker %d, a vCPU %d",
-			     round - 1, kworker, vcpu);
+			diag("up to it: %d rounds, faults from a kworker %d, a vCPU %d",
+			     round, kworker, vcpu);
 			return CASE_FAIL;
 		}
 		if (!WIFEXITED(status) || WEXITSTATUS(status)) {

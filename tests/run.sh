@@ -126,6 +126,13 @@ expect "bench-report.py: the count's cost within a boot is MISSING less MINOR" 0
 expect "bench-report.py: the within-boot register estimate is judged" 0 \
 	"over unpatched's\): 0.953 \(goal >= 0.98\): \*\*not met" \
 	br --no-plots unpatched=$B/unpatched-1.log patched=$B/patched-1.log
+# Consoles of a uffd-bench from before the pair: said, and not a missing figure.
+for v in unpatched patched; do grep -v "register_pair" "$B/$v-1.log" >"$tmp/$v-nopair.log"; done
+expect "bench-report.py: consoles without the register pair say so" 0 "^Not in these consoles" \
+	br --no-plots "unpatched=$tmp/unpatched-nopair.log" "patched=$tmp/patched-nopair.log"
+expect "bench-report.py: a register pair on one kernel only is a missing figure" 1 \
+	"error: no figure for patched upkeep.register_pair" \
+	br --no-plots "unpatched=$B/unpatched-1.log" "patched=$tmp/patched-nopair.log"
 expect "bench-report.py: 6.1 has no guard to beat, the 10x goal is n/a" 0 \
 	"unpatched/patched \(goal >= 10x against the i_mmap walk\): n/a, the unpatched kernel has no guard" \
 	python3 scripts/bench-report.py --tree 6.1 --out "$tmp/br" --no-plots \

@@ -6,6 +6,8 @@ TREE ?= mainline
 VARIANT ?= patched
 # Comma-separated test names to run instead of all of selftests/tests.list.
 ONLY ?=
+# DEBUG=1: make kvm-test builds the kvm flavour with the debug sanitisers.
+DEBUG ?=
 
 S := scripts
 
@@ -22,7 +24,7 @@ help:
 	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, mainline debug, host-test"
 	@echo "  check-debug both trees' patched kernels in the debug flavour (KASAN, KMEMLEAK, SLUB poisoning)"
 	@echo "  upstream-test  each tree's own uffd/khugepaged/hugetlb selftests, unpatched vs patched"
-	@echo "  kvm-test    TREE-VARIANT with KVM, booted with SVM: seed 000 through KVM's async page fault worker"
+	@echo "  kvm-test    TREE-VARIANT with KVM, booted with SVM: seed 000 through KVM's async page fault worker (DEBUG=1: with KASAN)"
 	@echo "  bench       time TREE unpatched vs patched (bench/bench.list), write Documentation/perf/TREE.md"
 	@echo "  clean       remove build/ (the download cache stays)"
 
@@ -66,7 +68,7 @@ bench:
 	$(S)/run-bench.sh $(TREE)
 
 kvm-test:
-	$(S)/run-kvm-test.sh $(TREE) $(VARIANT)
+	$(S)/run-kvm-test.sh $(if $(filter 1,$(DEBUG)),--debug) $(TREE) $(VARIANT)
 
 clean:
 	rm -rf build

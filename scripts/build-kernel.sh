@@ -42,7 +42,10 @@ fragments=("$TOP/config/base.config")
 # The perf flavour leaves the debug checks out (see config/flavour-perf.config).
 [ "$flavour" = perf ] || fragments+=("$TOP/config/debug.config")
 [ -f "$TOP/config/tree-$tree.config" ] && fragments+=("$TOP/config/tree-$tree.config")
-[ -n "$flavour" ] && fragments+=("$TOP/config/flavour-$flavour.config")
+# A combined flavour (kvm-debug) takes each part's fragment, in order.
+for part in ${flavour//-/ }; do
+	fragments+=("$TOP/config/flavour-$part.config")
+done
 
 kmake_init "$src" "$obj"
 

@@ -1,20 +1,27 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0
 #
-# run-kvm-test.sh TREE VARIANT
+# run-kvm-test.sh [--debug] TREE VARIANT
 #
 # make kvm-test: build TREE-VARIANT in the kvm flavour (config/
 # flavour-kvm.config: KVM and KVM_AMD built in), boot it under QEMU's TCG
 # with -cpu max, which offers SVM, and run the tests of selftests/kvm/
 # tests.list in it (uffd-kvm-apf: seed 000 through KVM's async page fault
 # worker, with a VMM of the test's own), judged against
-# selftests/kvm/expectations.
+# selftests/kvm/expectations. --debug adds the debug flavour's sanitisers
+# (kvm-debug: KASAN, SLUB poisoning; time limits x4), to tell what
+# corrupted memory when a kvm kernel crashes.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
 
-export UFFD_FLAVOUR=kvm UFFD_SELFTESTS=$TOP/selftests/kvm
-tree_variant_args "TREE VARIANT" "$@"
+flavour=kvm
+if [ "${1:-}" = --debug ]; then
+	flavour=kvm-debug
+	shift
+fi
+export UFFD_FLAVOUR=$flavour UFFD_SELFTESTS=$TOP/selftests/kvm
+tree_variant_args "[--debug] TREE VARIANT" "$@"
 "$TOP/scripts/build-kernel.sh" "$tree" "$variant" >/dev/null
 "$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
 exec "$TOP/scripts/run-vm.sh" "$tree" "$variant"

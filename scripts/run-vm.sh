@@ -35,7 +35,7 @@ cpus=2
 # The debug flavour's sanitisers slow everything down: every time limit is
 # multiplied (the guest's per-test limits too, through uffd_bench.slow).
 slow=1
-[ "$flavour" = debug ] && slow=${UFFD_DEBUG_SLOW:-4}
+case $flavour in *debug) slow=${UFFD_DEBUG_SLOW:-4} ;; esac
 
 # Whole-run limit: every test's own limit, plus boot and reboot.
 limit=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$st/tests.list" |

@@ -30,6 +30,9 @@ fi
 kernel=$(sed -n 's/.*uffd_bench.kernel=\([^ ]*\).*/\1/p' /proc/cmdline)
 only=$(sed -n 's/.*uffd_bench.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 slow=$(sed -n 's/.*uffd_bench.slow=\([0-9]*\).*/\1/p' /proc/cmdline)
+# uffd_bench.seed=N replays a run: every test gets -s N (the tests
+# without random choices ignore it).
+seed=$(sed -n 's/.*uffd_bench.seed=\([0-9]*\).*/\1/p' /proc/cmdline)
 # The tests' own case deadlines stretch with the limits.
 export UFFD_TIMEOUT_SCALE=${slow:-1}
 
@@ -73,9 +76,10 @@ for t in $tests; do
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	echo "# selftests: uffd-robust: $name"
 	# awk, not sed: sed holds each line back until it has read the next.
+	# shellcheck disable=SC2016 # $$ and $1 are the inner sh's
 	(
 		cd /tests &&
-			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0"' "$name" 2>&1
+			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0" ${1:+-s "$1"}' "$name" "$seed" 2>&1
 		echo $? >/tmp/rc
 	) | awk '{ print "# " $0; fflush() }' &
 	pipe=$!

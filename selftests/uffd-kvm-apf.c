@@ -22,7 +22,8 @@
  *
  * A first VM over memory nobody arms must run to its end, or the test
  * SKIPs: this machine cannot run guests. Each round must see close()
- * return within 5 s, the guest finish and every page hold what it wrote.
+ * return within 5 s (times $UFFD_TIMEOUT_SCALE), the guest finish and
+ * every page hold what it wrote.
  *
  * On a kernel where a fault on the released context returns
  * VM_FAULT_NOPAGE (6.1 without the series), a GUP that
@@ -71,9 +72,10 @@
 #define DATA_GPA	0x100000UL	/* armed with userfaultfd MISSING */
 #define DATA_SIZE	(NR_VCPUS * VCPU_PAGES * PAGE)
 #define PORT_DONE	0x10
-#define HANG_S		5
-#define KILL_WAIT_S	5
-#define PROBE_S		60
+/* Time limits in seconds; a debug kernel stretches them (timeout_scale()). */
+#define HANG_S		(5 * timeout_scale())
+#define KILL_WAIT_S	(5 * timeout_scale())
+#define PROBE_S		(60 * timeout_scale())
 static_assert(NR_VCPUS == 2, "the diagnostics name two vCPUs");
 
 /*

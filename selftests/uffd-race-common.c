@@ -330,11 +330,7 @@ static noinline void prefault_stack(void)
 	explicit_bzero(pad, sizeof(pad));
 }
 
-/*
- * UFFD_TIMEOUT_SCALE=N multiplies every case deadline by N, for kernels
- * that run everything slower (KASAN and lock debugging under emulation).
- */
-static int timeout_scale(void)
+int timeout_scale(void)
 {
 	const char *s = getenv("UFFD_TIMEOUT_SCALE");
 	int n = s ? atoi(s) : 1;

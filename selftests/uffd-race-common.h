@@ -76,6 +76,13 @@ void parse_test_opts(int argc, char **argv, struct test_opts *o);
 /* Seconds on CLOCK_MONOTONIC. */
 double now(void);
 
+/*
+ * UFFD_TIMEOUT_SCALE=N multiplies every case deadline by N, for kernels
+ * that run everything slower (KASAN and lock debugging under emulation).
+ * A test's own time limits inside a case scale by it too.
+ */
+int timeout_scale(void);
+
 /* Next number of a small PRNG: a run replays from its printed seed. */
 unsigned int rnd(unsigned int *state);
 

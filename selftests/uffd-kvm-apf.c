@@ -102,7 +102,7 @@ struct round_report {
 	int faults_vcpu;		/* from a vCPU thread (synchronous GUP) */
 	double fault_gap_us;		/* mean COPY-to-next-fault time */
 	double close_ms;
-	char error[160];
+	char error[256];
 };
 
 /* The report is read by another process while it changes. */
@@ -125,6 +125,7 @@ struct vcpu {
 	struct round_report *rep;
 	int idx;
 	int exit_reason;
+	char why[192];		/* what KVM said about an unexpected exit */
 };
 
 static __printf(2, 3) void fail_round(struct round_report *rep, const char *fmt, ...)
@@ -157,6 +158,27 @@ static void set_segments(struct kvm_sregs *s)
 	s->cr0 |= 1;			/* protected mode, paging off */
 }
 
+/*
+ * Say what KVM told about an exit the guest never asks for: an internal
+ * error's suberror and first data words (for SVM's unexpected exit
+ * reason, data[0] is the exit code), and where the guest was.
+ */
+static void describe_exit(struct vcpu *v)
+{
+	struct kvm_run *run = v->run;
+	char err[96] = "", where[64] = "";
+	struct kvm_regs regs;
+
+	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR)
+		snprintf(err, sizeof(err), " (suberror %u, %u data: %#llx %#llx)",
+			 run->internal.suberror, run->internal.ndata,
+			 run->internal.data[0], run->internal.data[1]);
+	if (!ioctl(v->fd, KVM_GET_REGS, &regs))
+		snprintf(where, sizeof(where), " at rip %#llx, esi %#llx",
+			 regs.rip, regs.rsi);
+	snprintf(v->why, sizeof(v->why), "%s%s", err, where);
+}
+
 static void *vcpu_loop(void *arg)
 {
 	struct vcpu *v = arg;
@@ -175,6 +197,7 @@ static void *vcpu_loop(void *arg)
 			return NULL;
 		}
 		v->exit_reason = v->run->exit_reason;
+		describe_exit(v);
 		return NULL;
 	}
 }
@@ -310,9 +333,9 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 	for (i = 0; i < NR_VCPUS; i++) {
 		pthread_join(v[i].thread, NULL);
 		if (v[i].exit_reason)
-			fail_round(rep, "vCPU %d stopped with %s %d", i,
+			fail_round(rep, "vCPU %d stopped with %s %d%s", i,
 				   v[i].exit_reason < 0 ? "errno" : "exit reason",
-				   abs(v[i].exit_reason));
+				   abs(v[i].exit_reason), v[i].why);
 	}
 	for (unsigned long off = 0; off < DATA_SIZE; off += PAGE)
 		if (*(unsigned int *)(data + off) != DATA_GPA + off)

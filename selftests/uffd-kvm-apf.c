@@ -16,9 +16,13 @@
  * reads come from a kworker, not from the VMM: the message's thread id
  * (UFFD_FEATURE_THREAD_ID) says which, and the test counts both.
  *
- *  kvm_apf.anon    anonymous guest memory; each round a new VM of 2 vCPUs,
- *                  each writing its own 64 pages; the monitor closes at a
- *                  random point of the time the next fault takes to come
+ *  kvm_apf.resolved  the control, first: the rounds of kvm_apf.anon, but
+ *                    the monitor resolves every page before it closes, so
+ *                    no fault meets the released context; passes anywhere
+ *  kvm_apf.anon      anonymous guest memory; each round a new VM of 2
+ *                    vCPUs, each writing its own 64 pages; the monitor
+ *                    closes at a random point of the time the next fault
+ *                    takes to come
  *
  * A first VM over memory nobody arms must run to its end, or the test
  * SKIPs: this machine cannot run guests. Each round must see close()
@@ -251,8 +255,9 @@ static bool is_vcpu(struct round_report *rep, int tid)
 
 /*
  * One round's VMM: a VM with NR_VCPUS vCPUs over armed memory; resolve
- * @resolve faults, wait @delay_us, close the userfaultfd, let the guest
- * finish on plain anonymous memory and check what it wrote.
+ * faults until @resolve pages are in, wait @delay_us, close the
+ * userfaultfd, let the guest finish on plain anonymous memory and check
+ * what it wrote.
  */
 static void __noreturn vmm_round(int resolve, int delay_us, struct round_report *rep)
 {
@@ -260,7 +265,7 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 	struct vcpu v[NR_VCPUS];
 	struct uffd_msg msg;
 	double t, gap = 0, copied = 0;
-	int kvm, vm, uffd, mmap_size, done = 0, i;
+	int kvm, vm, uffd, mmap_size, done = 0, faults = 0, i;
 	char *low, *data;
 
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -305,6 +310,7 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		t = now();
+		faults++;
 		if (copied)
 			gap += t - copied;
 		if (is_vcpu(rep, msg.arg.pagefault.feat.ptid))
@@ -316,10 +322,12 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 		if (r && r != -EEXIST)
 			fail_round(rep, "UFFDIO_COPY: %s", strerror(-r));
 		copied = now();
-		rep->resolved = ++done;
+		/* A second fault on a page already in resolves nothing. */
+		if (!r)
+			rep->resolved = ++done;
 	}
-	if (done > 1)
-		rep->fault_gap_us = gap / (done - 1) * 1e6;
+	if (faults > 1)
+		rep->fault_gap_us = gap / (faults - 1) * 1e6;
 	/* Close while the vCPUs run on: the next faults are on their way. */
 	for (t = now() + delay_us / 1e6; now() < t;)
 		;
@@ -574,7 +582,14 @@ static bool released_faults(long *dropped, long *kept)
 	return ok;
 }
 
-static int case_kvm_apf(const struct mem_type *mt)
+/*
+ * Rounds of VMs until opts.rounds or opts.seconds. @race: close the
+ * userfaultfd after a few faults, at a random point of the next fault's
+ * way (kvm_apf.anon); else only once every page is in, so that no fault
+ * can meet the released context (kvm_apf.resolved, the control: the same
+ * VMs, async page faults and teardown without the race).
+ */
+static int kvm_apf_rounds(bool race)
 {
 	struct round_report *rep;
 	unsigned int st = opts.seed;
@@ -592,9 +607,13 @@ static int case_kvm_apf(const struct mem_type *mt)
 		return CASE_SKIP;
 	counted = released_faults(&dropped0, &kept0);
 	for (round = 1; round <= opts.rounds && now() - t0 < opts.seconds; round++) {
-		int resolve = 1 + rnd(&st) % (VCPU_PAGES / 2);
-		/* Sweep the close over the time the next fault takes to come. */
-		int delay = gap_us ? rnd(&st) % (int)(2 * gap_us + 1) : 0;
+		int resolve = DATA_SIZE / PAGE, delay = 0;
+
+		if (race) {
+			resolve = 1 + rnd(&st) % (VCPU_PAGES / 2);
+			/* Sweep the close over the time the next fault takes to come. */
+			delay = gap_us ? rnd(&st) % (int)(2 * gap_us + 1) : 0;
+		}
 
 		memset(rep, 0, sizeof(*rep));
 		pid = fork();
@@ -616,7 +635,7 @@ static int case_kvm_apf(const struct mem_type *mt)
 			     round, resolve, delay);
 			diag("close(uffd) hangs > %d s (VMM: %s; vCPUs: %s / %s)", HANG_S,
 			     state, vs[0], vs[1]);
-			if (classify_hang(pid) == HANG_VCPU) {
+			if (classify_hang(pid) == HANG_VCPU && race) {
 				killable++;
 				continue;
 			}
@@ -646,6 +665,16 @@ static int case_kvm_apf(const struct mem_type *mt)
 		diag("no fault came from a kworker: KVM did not take the async page fault path");
 		return CASE_FAIL;
 	}
+	if (!race) {
+		/* Every page was in before close(): nothing may have met it. */
+		if (counted && released_faults(&dropped, &kept) &&
+		    (dropped != dropped0 || kept != kept0)) {
+			diag("yet %ld faults met the released context: not a control",
+			     dropped - dropped0 + kept - kept0);
+			return CASE_FAIL;
+		}
+		return CASE_PASS;
+	}
 	/* A pass says something only if some round closed inside the window. */
 	if (!counted || !released_faults(&dropped, &kept)) {
 		diag("no released-context tracepoint here: the window hits are not counted");
@@ -661,6 +690,16 @@ static int case_kvm_apf(const struct mem_type *mt)
 	return CASE_PASS;
 }
 
+static int case_kvm_apf_race(const struct mem_type *mt)
+{
+	return kvm_apf_rounds(true);
+}
+
+static int case_kvm_apf_resolved(const struct mem_type *mt)
+{
+	return kvm_apf_rounds(false);
+}
+
 int main(int argc, char **argv)
 {
 	const char *why = NULL;
@@ -670,7 +709,7 @@ int main(int argc, char **argv)
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse_test_opts(argc, argv, &opts);
 	ksft_print_header();
-	ksft_set_plan(1);
+	ksft_set_plan(2);
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
 		why = errno == ENOENT ? "no /dev/kvm (a kernel without KVM, or no SVM/VMX)" :
@@ -682,10 +721,14 @@ int main(int argc, char **argv)
 		close(kvm);
 	if (why) {
 		diag("%s", why);
+		ksft_test_result_skip("kvm_apf.resolved\n");
 		ksft_test_result_skip("kvm_apf.anon\n");
 		return finish_tests();
 	}
-	report_case("kvm_apf.anon", run_case("kvm_apf.anon", case_kvm_apf, NULL,
+	/* The control first: after a livelock the kernel is no control. */
+	report_case("kvm_apf.resolved", run_case("kvm_apf.resolved", case_kvm_apf_resolved, NULL,
+						 opts.seconds + 3 * HANG_S + 60));
+	report_case("kvm_apf.anon", run_case("kvm_apf.anon", case_kvm_apf_race, NULL,
 					     opts.seconds + 3 * HANG_S + 60));
 	return finish_tests();
 }

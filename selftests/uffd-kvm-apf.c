@@ -80,6 +80,16 @@
 #define HANG_S		(5 * timeout_scale())
 #define KILL_WAIT_S	(5 * timeout_scale())
 #define PROBE_S		(60 * timeout_scale())
+/*
+ * Under QEMU's TCG the nested guest now and then goes astray: a vCPU stops
+ * with an internal error (its rip ran off the code into memory no slot
+ * backs), or no fault comes for HANG_S while the monitor still waits and
+ * no vCPU is done early. Seen on 6.1 without the series too, and in
+ * kvm_apf.resolved, where nothing is closed before every page is in: not
+ * the release's doing. A case counts such rounds, shows them and goes on,
+ * up to this many; more fail it.
+ */
+#define MAX_ANOMALIES	3
 static_assert(NR_VCPUS == 2, "the diagnostics name two vCPUs");
 
 /*
@@ -102,11 +112,13 @@ struct round_report {
 	int stage;			/* set_stage(), stage_of() */
 	int vcpu_tid[NR_VCPUS];
 	int resolved;
+	int resolved_of[NR_VCPUS];	/* of the pages each vCPU writes */
 	int faults_kworker;		/* messages from a thread not the VMM's */
 	int faults_vcpu;		/* from a vCPU thread (synchronous GUP) */
 	double fault_gap_us;		/* mean COPY-to-next-fault time */
 	double close_ms;
-	char error[256];
+	bool anomaly;			/* the failure is the nested guest's */
+	char error[320];
 };
 
 /* The report is read by another process while it changes. */
@@ -129,7 +141,8 @@ struct vcpu {
 	struct round_report *rep;
 	int idx;
 	int exit_reason;
-	char why[192];		/* what KVM said about an unexpected exit */
+	char why[224];		/* what KVM said about an unexpected exit */
+	bool stopped;		/* the thread is done with KVM_RUN */
 };
 
 static __printf(2, 3) void fail_round(struct round_report *rep, const char *fmt, ...)
@@ -164,46 +177,57 @@ static void set_segments(struct kvm_sregs *s)
 
 /*
  * Say what KVM told about an exit the guest never asks for: an internal
- * error's suberror and first data words (for SVM's unexpected exit
- * reason, data[0] is the exit code), and where the guest was.
+ * error's suberror and first data words (for an emulation failure without
+ * instruction bytes: flags, then the exit code and its two info words;
+ * for SVM's unexpected exit reason, the exit code first), and where the
+ * guest was. An internal error is the nested guest's anomaly (below).
  */
 static void describe_exit(struct vcpu *v)
 {
 	struct kvm_run *run = v->run;
-	char err[96] = "", where[64] = "";
+	char err[128] = "", where[96] = "";
 	struct kvm_regs regs;
 
 	if (run->exit_reason == KVM_EXIT_INTERNAL_ERROR)
-		snprintf(err, sizeof(err), " (suberror %u, %u data: %#llx %#llx)",
+		snprintf(err, sizeof(err), " (suberror %u, %u data: %#llx %#llx %#llx %#llx)",
 			 run->internal.suberror, run->internal.ndata,
-			 run->internal.data[0], run->internal.data[1]);
+			 run->internal.data[0], run->internal.data[1],
+			 run->internal.data[2], run->internal.data[3]);
 	if (!ioctl(v->fd, KVM_GET_REGS, &regs))
-		snprintf(where, sizeof(where), " at rip %#llx, esi %#llx",
-			 regs.rip, regs.rsi);
+		snprintf(where, sizeof(where), " at rip %#llx, esi %#llx, %s close()",
+			 regs.rip, regs.rsi,
+			 stage_of(v->rep) >= ST_CLOSING ? "after" : "before");
 	snprintf(v->why, sizeof(v->why), "%s%s", err, where);
 }
 
-static void *vcpu_loop(void *arg)
+static void run_vcpu(struct vcpu *v)
 {
-	struct vcpu *v = arg;
-
 	v->rep->vcpu_tid[v->idx] = syscall(SYS_gettid);
 	for (;;) {
 		if (ioctl(v->fd, KVM_RUN, 0) < 0) {
 			if (errno == EINTR)
 				continue;
 			v->exit_reason = -errno;
-			return NULL;
+			return;
 		}
 		if (v->run->exit_reason == KVM_EXIT_IO &&
 		    v->run->io.port == PORT_DONE) {
 			v->exit_reason = 0;
-			return NULL;
+			return;
 		}
 		v->exit_reason = v->run->exit_reason;
 		describe_exit(v);
-		return NULL;
+		return;
 	}
+}
+
+static void *vcpu_loop(void *arg)
+{
+	struct vcpu *v = arg;
+
+	run_vcpu(v);
+	__atomic_store_n(&v->stopped, true, __ATOMIC_RELEASE);
+	return NULL;
 }
 
 static void setup_vcpu(int vm, int mmap_size, struct vcpu *v, int idx,
@@ -253,6 +277,97 @@ static bool is_vcpu(struct round_report *rep, int tid)
 	return false;
 }
 
+/* Whether task @pid is a kworker. */
+static bool is_kworker(int pid)
+{
+	char path[64], comm[64] = "";
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
+	f = fopen(path, "r");
+	if (!f)
+		return false;
+	if (!fgets(comm, sizeof(comm), f))
+		comm[0] = '\0';
+	fclose(f);
+	return !strncmp(comm, "kworker", 7);
+}
+
+/* The task's state letter and wchan, for the report; "?" when gone. */
+static void task_state(int pid, int tid, char *buf, size_t len)
+{
+	char path[64], stat[512] = "", wchan[64] = "?";
+	char *p;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(stat, sizeof(stat), f))
+			stat[0] = '\0';
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
+	f = fopen(path, "r");
+	if (f) {
+		if (!fgets(wchan, sizeof(wchan), f))
+			snprintf(wchan, sizeof(wchan), "?");
+		fclose(f);
+	}
+	p = strrchr(stat, ')');
+	snprintf(buf, len, "%c %s", p && p[1] ? p[2] : '?', wchan);
+}
+
+/*
+ * Where a round stands when no fault comes: each vCPU, done (it reached
+ * PORT_DONE) after how many of its pages came in, stopped (how) or its
+ * thread's state and wait channel; and every kworker that is not idle,
+ * with its own (one in handle_userfault holds a fault the monitor never
+ * read). True when it is the nested guest's anomaly: no vCPU stopped by a
+ * KVM_RUN error, and none done with a page of its own never copied in
+ * (a write that faulted nowhere: a real bug).
+ */
+static bool stuck_report(struct vcpu *v, char *buf, size_t len)
+{
+	bool anomaly = true;
+	char st[240];
+	struct dirent *e;
+	size_t n = 0;
+	DIR *d;
+
+	for (int i = 0; i < NR_VCPUS; i++) {
+		if (!__atomic_load_n(&v[i].stopped, __ATOMIC_ACQUIRE))
+			task_state(getpid(), v[i].rep->vcpu_tid[i], st, sizeof(st));
+		else if (!v[i].exit_reason)
+			snprintf(st, sizeof(st), "done after %d/%d of its pages",
+				 v[i].rep->resolved_of[i], VCPU_PAGES);
+		else
+			snprintf(st, sizeof(st), "stopped: %s %d%s",
+				 v[i].exit_reason < 0 ? "errno" : "exit reason",
+				 abs(v[i].exit_reason), v[i].why);
+		if (__atomic_load_n(&v[i].stopped, __ATOMIC_ACQUIRE) &&
+		    v[i].exit_reason != KVM_EXIT_INTERNAL_ERROR &&
+		    (v[i].exit_reason || v[i].rep->resolved_of[i] < VCPU_PAGES))
+			anomaly = false;
+		n += snprintf(buf + n, len - n, "%svCPU %d %s", i ? ", " : "", i, st);
+		if (n >= len)
+			return anomaly;
+	}
+	d = opendir("/proc");
+	while (d && (e = readdir(d)) && n < len) {
+		int pid = atoi(e->d_name);
+
+		if (pid <= 0 || !is_kworker(pid))
+			continue;
+		task_state(pid, pid, st, sizeof(st));
+		if (!strstr(st, "worker_thread"))
+			n += snprintf(buf + n, len - n, ", kworker %d %s", pid, st);
+	}
+	if (d)
+		closedir(d);
+	return anomaly;
+}
+
 /*
  * One round's VMM: a VM with NR_VCPUS vCPUs over armed memory; resolve
  * faults until @resolve pages are in, wait @delay_us, close the
@@ -266,6 +381,7 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 	struct uffd_msg msg;
 	double t, gap = 0, copied = 0;
 	int kvm, vm, uffd, mmap_size, done = 0, faults = 0, i;
+	unsigned long addr;
 	char *low, *data;
 
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
@@ -304,9 +420,13 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 	while (done < resolve) {
 		int r = uffd_read_msg(uffd, &msg, HANG_S * 1000);
 
-		if (r <= 0)
-			fail_round(rep, "no fault within %d s after %d resolved (%s)",
-				   HANG_S, done, r ? strerror(errno) : "timeout");
+		if (r <= 0) {
+			char where[280] = "";
+
+			rep->anomaly = stuck_report(v, where, sizeof(where)) && r == 0;
+			fail_round(rep, "no fault within %d s after %d resolved (%s): %s",
+				   HANG_S, done, r ? strerror(errno) : "timeout", where);
+		}
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		t = now();
@@ -317,14 +437,16 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 			rep->faults_vcpu++;
 		else
 			rep->faults_kworker++;
-		r = uffd_copy(uffd, (void *)(unsigned long)
-			      (msg.arg.pagefault.address & ~(PAGE - 1)), src, PAGE);
+		addr = msg.arg.pagefault.address & ~(PAGE - 1);
+		r = uffd_copy(uffd, (void *)addr, src, PAGE);
 		if (r && r != -EEXIST)
 			fail_round(rep, "UFFDIO_COPY: %s", strerror(-r));
 		copied = now();
 		/* A second fault on a page already in resolves nothing. */
-		if (!r)
+		if (!r) {
 			rep->resolved = ++done;
+			rep->resolved_of[(addr - (unsigned long)data) / (VCPU_PAGES * PAGE)]++;
+		}
 	}
 	if (faults > 1)
 		rep->fault_gap_us = gap / (faults - 1) * 1e6;
@@ -340,10 +462,12 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 
 	for (i = 0; i < NR_VCPUS; i++) {
 		pthread_join(v[i].thread, NULL);
-		if (v[i].exit_reason)
-			fail_round(rep, "vCPU %d stopped with %s %d%s", i,
-				   v[i].exit_reason < 0 ? "errno" : "exit reason",
-				   abs(v[i].exit_reason), v[i].why);
+		if (!v[i].exit_reason)
+			continue;
+		rep->anomaly = v[i].exit_reason == KVM_EXIT_INTERNAL_ERROR;
+		fail_round(rep, "vCPU %d stopped with %s %d%s", i,
+			   v[i].exit_reason < 0 ? "errno" : "exit reason",
+			   abs(v[i].exit_reason), v[i].why);
 	}
 	for (unsigned long off = 0; off < DATA_SIZE; off += PAGE)
 		if (*(unsigned int *)(data + off) != DATA_GPA + off)
@@ -372,22 +496,6 @@ static long cpu_ticks(int pid)
 			 &utime, &stime) != 2)
 		return -1;
 	return utime + stime;
-}
-
-/* Whether task @pid is a kworker. */
-static bool is_kworker(int pid)
-{
-	char path[64], comm[64] = "";
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	if (!fgets(comm, sizeof(comm), f))
-		comm[0] = '\0';
-	fclose(f);
-	return !strncmp(comm, "kworker", 7);
 }
 
 /*
@@ -430,31 +538,6 @@ static bool report_spinning_kworker(double seconds)
 	diag("kworker %d used %.0f%% of a CPU over %.1f s", best_pid,
 	     100.0 * best / hz / (t1 - t0), t1 - t0);
 	return true;
-}
-
-/* The task's state letter and wchan, for the report; "?" when gone. */
-static void task_state(int pid, int tid, char *buf, size_t len)
-{
-	char path[64], stat[512] = "", wchan[64] = "?";
-	char *p;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(stat, sizeof(stat), f))
-			stat[0] = '\0';
-		fclose(f);
-	}
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(wchan, sizeof(wchan), f))
-			snprintf(wchan, sizeof(wchan), "?");
-		fclose(f);
-	}
-	p = strrchr(stat, ')');
-	snprintf(buf, len, "%c %s", p && p[1] ? p[2] : '?', wchan);
 }
 
 static bool wait_exit(pid_t pid, double seconds, int *status)
@@ -593,7 +676,7 @@ static int kvm_apf_rounds(bool race)
 {
 	struct round_report *rep;
 	unsigned int st = opts.seed;
-	int round, status, kworker = 0, vcpu = 0, killable = 0;
+	int round, status, kworker = 0, vcpu = 0, killable = 0, anomalies = 0;
 	double t0 = now(), gap_us = 0, close_max = 0;
 	long dropped0, kept0, dropped, kept;
 	bool counted, hung;
@@ -644,8 +727,15 @@ static int kvm_apf_rounds(bool race)
 			return CASE_FAIL;
 		}
 		if (!WIFEXITED(status) || WEXITSTATUS(status)) {
+			if (rep->anomaly && ++anomalies <= MAX_ANOMALIES) {
+				diag("round %d lost to the nested guest: %s", round, rep->error);
+				continue;
+			}
 			diag("round %d: the VMM failed: %s", round,
 			     rep->error[0] ? rep->error : "killed by a signal");
+			if (rep->anomaly)
+				diag("more than %d rounds lost to the nested guest: no verdict",
+				     MAX_ANOMALIES);
 			return CASE_FAIL;
 		}
 		if (rep->fault_gap_us)
@@ -655,6 +745,8 @@ static int kvm_apf_rounds(bool race)
 	}
 	diag("%d rounds in %.1f s; faults from a kworker %d, from a vCPU thread %d;",
 	     round - 1, now() - t0, kworker, vcpu);
+	if (anomalies)
+		diag("%d of them lost to the nested guest (above), not judged", anomalies);
 	diag("a fault every %.0f us after a copy; close() at most %.2f ms", gap_us, close_max);
 	if (killable) {
 		diag("%d round(s) hung in the VMM's own GUP: the release livelock is live",

@@ -143,6 +143,8 @@ struct vcpu {
 	int exit_reason;
 	char why[224];		/* what KVM said about an unexpected exit */
 	bool stopped;		/* the thread is done with KVM_RUN */
+	unsigned long done_esi;	/* the guest's %esi at PORT_DONE */
+	char *pages;		/* the VMM's view of the pages it writes */
 };
 
 static __printf(2, 3) void fail_round(struct round_report *rep, const char *fmt, ...)
@@ -212,6 +214,10 @@ static void run_vcpu(struct vcpu *v)
 		}
 		if (v->run->exit_reason == KVM_EXIT_IO &&
 		    v->run->io.port == PORT_DONE) {
+			struct kvm_regs regs;
+
+			if (!ioctl(v->fd, KVM_GET_REGS, &regs))
+				v->done_esi = regs.rsi;
 			v->exit_reason = 0;
 			return;
 		}
@@ -327,6 +333,24 @@ static void task_state(int pid, int tid, char *buf, size_t len)
  * KVM_RUN error, and none done with a page of its own never copied in
  * (a write that faulted nowhere: a real bug).
  */
+/*
+ * How many of a vCPU's pages the VMM's memory has: a guest that finished
+ * with fewer faults than pages either stopped its loop early (esi short of
+ * its end) or wrote pages the VMM does not have: guest writes that went to
+ * other memory.
+ */
+static int pages_present(char *pages)
+{
+	unsigned char vec[VCPU_PAGES];
+	int n = 0;
+
+	if (mincore(pages, VCPU_PAGES * PAGE, vec))
+		return -1;
+	for (int i = 0; i < VCPU_PAGES; i++)
+		n += vec[i] & 1;
+	return n;
+}
+
 static bool stuck_report(struct vcpu *v, char *buf, size_t len)
 {
 	bool anomaly = true;
@@ -339,8 +363,9 @@ static bool stuck_report(struct vcpu *v, char *buf, size_t len)
 		if (!__atomic_load_n(&v[i].stopped, __ATOMIC_ACQUIRE))
 			task_state(getpid(), v[i].rep->vcpu_tid[i], st, sizeof(st));
 		else if (!v[i].exit_reason)
-			snprintf(st, sizeof(st), "done after %d/%d of its pages",
-				 v[i].rep->resolved_of[i], VCPU_PAGES);
+			snprintf(st, sizeof(st), "done after %d/%d of its pages (%d present, esi %#lx)",
+				 v[i].rep->resolved_of[i], VCPU_PAGES,
+				 pages_present(v[i].pages), v[i].done_esi);
 		else
 			snprintf(st, sizeof(st), "stopped: %s %d%s",
 				 v[i].exit_reason < 0 ? "errno" : "exit reason",
@@ -377,7 +402,7 @@ static bool stuck_report(struct vcpu *v, char *buf, size_t len)
 static void __noreturn vmm_round(int resolve, int delay_us, struct round_report *rep)
 {
 	static char src[PAGE];
-	struct vcpu v[NR_VCPUS];
+	struct vcpu v[NR_VCPUS] = {};
 	struct uffd_msg msg;
 	double t, gap = 0, copied = 0;
 	int kvm, vm, uffd, mmap_size, done = 0, faults = 0, i;
@@ -410,8 +435,10 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 	    set_slot(vm, 1, DATA_GPA, data, DATA_SIZE))
 		fail_round(rep, "KVM_SET_USER_MEMORY_REGION: %s", strerror(errno));
 
-	for (i = 0; i < NR_VCPUS; i++)
+	for (i = 0; i < NR_VCPUS; i++) {
 		setup_vcpu(vm, mmap_size, &v[i], i, rep);
+		v[i].pages = data + i * VCPU_PAGES * PAGE;
+	}
 	set_stage(rep, ST_RUNNING);
 	for (i = 0; i < NR_VCPUS; i++)
 		if (pthread_create(&v[i].thread, NULL, vcpu_loop, &v[i]))

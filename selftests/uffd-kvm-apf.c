@@ -342,16 +342,6 @@ static void task_state(int pid, int tid, char *buf, size_t len)
 }
 
 /*
- * Where a round stands when no fault comes: each vCPU, done (it reached
- * PORT_DONE) after how many of its pages came in, stopped (how) or its
- * thread's state and wait channel; and every kworker that is not idle,
- * with its own (one in handle_userfault holds a fault the monitor never
- * read). True when it is the nested guest's anomaly: no vCPU stopped but
- * astray (not by a KVM_RUN error), none done with a page of its own never
- * copied in (a write that faulted nowhere) and no task of the round in
- * handle_userfault (a fault the monitor never got): those are real bugs.
- */
-/*
  * How many of a vCPU's pages the VMM's memory has: a guest that finished
  * with fewer faults than pages either stopped its loop early (esi short of
  * its end) or wrote pages the VMM does not have: guest writes that went to
@@ -369,6 +359,16 @@ static int pages_present(char *pages)
 	return n;
 }
 
+/*
+ * Where a round stands when no fault comes: each vCPU, done (it reached
+ * PORT_DONE) after how many of its pages came in, stopped (how) or its
+ * thread's state and wait channel; and every kworker that is not idle,
+ * with its own (one in handle_userfault holds a fault the monitor never
+ * read). True when it is the nested guest's anomaly: no vCPU stopped but
+ * astray (not by a KVM_RUN error), none done with a page of its own never
+ * copied in (a write that faulted nowhere) and no task of the round in
+ * handle_userfault (a fault the monitor never got): those are real bugs.
+ */
 static bool stuck_report(struct vcpu *v, char *buf, size_t len)
 {
 	bool anomaly = true;

@@ -90,15 +90,20 @@ tree_variant_args() {
 # flavour_init: the kernel flavour from UFFD_FLAVOUR ("", debug: the
 # memory sanitisers of config/flavour-debug.config on top, perf: no
 # debug checks, for make bench, kvm: KVM built in, for the nested
-# async page fault test, or kvm-debug: both kvm and debug) and kname, the
+# async page fault test; parts combine: kvm-debug) and kname, the
 # name of the build, initramfs and run directories of TREE-VARIANT in it.
 # The expectations of TREE-VARIANT apply to every flavour.
 flavour_init() {
+	local part
 	flavour=${UFFD_FLAVOUR:-}
-	case "$flavour" in
-	''|debug|perf|kvm|kvm-debug) ;;
-	*) die "unknown flavour '$flavour' (UFFD_FLAVOUR: empty, debug, perf, kvm or kvm-debug)" ;;
-	esac
+	# A flavour combines parts with '-' (kvm-debug); each must be known.
+	for part in ${flavour//-/ }; do
+		case "$part" in
+		debug|kvm) ;;
+		perf) [ "$flavour" = perf ] || die "flavour '$flavour': perf does not combine" ;;
+		*) die "unknown flavour '$flavour' (UFFD_FLAVOUR: empty, debug, perf, kvm or kvm-debug)" ;;
+		esac
+	done
 	# shellcheck disable=SC2034 # used by the scripts that source this
 	kname=$tree-$variant${flavour:+-$flavour}
 }

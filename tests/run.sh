@@ -64,6 +64,10 @@ expect "build-kernel.sh rejects an unknown tree" 1 "error: unknown tree 'nosuch'
 	scripts/build-kernel.sh nosuch patched
 expect "build-kernel.sh rejects an unknown variant" 1 "error: unknown variant 'half'" \
 	scripts/build-kernel.sh 6.1 half
+expect "build-kernel.sh rejects a flavour with an unknown part" 1 "error: unknown flavour 'kvm-nosuch'" \
+	env UFFD_FLAVOUR=kvm-nosuch scripts/build-kernel.sh 6.1 patched
+expect "build-kernel.sh rejects perf combined with another part" 1 "error: flavour 'perf-kvm': perf does not combine" \
+	env UFFD_FLAVOUR=perf-kvm scripts/build-kernel.sh 6.1 patched
 expect "prepare-tree.sh names a tree without mutants" 1 \
 	"error: mainline has no mutant variant: .*selftests/mutants/mainline/series does not exist" \
 	scripts/prepare-tree.sh --variant mutant mainline

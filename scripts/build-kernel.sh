@@ -93,7 +93,7 @@ fi
 
 timer_start
 log "building $kname in $obj (log: $obj/build.log)"
-if ! "${kmake[@]}" bzImage modules modules_prepare headers >"$obj/build.log" 2>&1; then
+if ! kbuild_progress "$kname" "$obj/build.log" "${kmake[@]}" bzImage modules modules_prepare headers; then
 	grep -E 'error|Error' "$obj/build.log" | head -n 5 >&2
 	die "kernel build failed for $kname (see $obj/build.log)"
 fi

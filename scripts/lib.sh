@@ -233,6 +233,32 @@ wrap_list() {
 	done <"$1"
 }
 
+# kbuild_progress LABEL LOG CMD...: run the kbuild command CMD with its
+# output in LOG and, while it runs, say every 30 s how many objects it has
+# built (of about as many as the last build that logged to LOG, when one
+# did). Returns CMD's exit code.
+kbuild_progress() {
+	local label=$1 log=$2 pid rc=0 t0=$SECONDS n last="" next=30
+	shift 2
+	[ -f "$log.steps" ] && last=$(cat "$log.steps")
+	"$@" >"$log" 2>&1 &
+	pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 1
+		[ $((SECONDS - t0)) -ge "$next" ] || continue
+		next=$((next + 30))
+		n=$(grep -cE '^  (CC|AS|LD|AR|HOSTCC|GEN)' "$log" || true)
+		log "$label: $n objects built${last:+ of about $last}, $((SECONDS - t0)) s"
+	done
+	wait "$pid" || rc=$?
+	n=$(grep -cE '^  (CC|AS|LD|AR|HOSTCC|GEN)' "$log" || true)
+	# An incremental build's few objects say nothing of a whole one's.
+	if [ "$rc" = 0 ] && [ "$n" -gt "$((${last:-0} / 2))" ]; then
+		echo "$n" >"$log.steps"
+	fi
+	return "$rc"
+}
+
 timer_start() {
 	STAGE_T0=$(date +%s.%N)
 }

@@ -185,6 +185,7 @@ static int case_gup(const struct mem_type *unused)
 		bad += got < 0;
 		if (!got && !gup_settle())
 			return CASE_FAIL;
+		case_progress();
 	}
 
 	/* Shapes the combinations do not make. */
@@ -407,6 +408,7 @@ static int case_random(const struct mem_type *unused)
 				bad++;
 			}
 		}
+		case_progress();
 	}
 	uffd_debug_write("shmem", "clear");
 	diag("%d random writes, %d accepted, %d unexpected errnos (seed %u)",
@@ -440,6 +442,7 @@ static int case_exiting(const struct mem_type *unused)
 		}
 		if (!gup_settle())
 			return CASE_FAIL;
+		case_progress();
 		err = uffd_debug_write("shmem", "%d %d", pid, memfd);
 		if (err && err != -ESRCH && err != -EBADF) {
 			diag("shmem on exiting %d: %s", pid, strerror(-err));

@@ -670,6 +670,8 @@ static int case_reload(const struct mem_type *unused)
 		err = uffd_debug_load();
 		if (err)
 			break;
+		/* A fixed number of cycles: the time limit is per cycle. */
+		case_progress();
 		usleep(5000);
 	}
 	for (i = 0; i < 2; i++) {

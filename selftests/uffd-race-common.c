@@ -302,11 +302,21 @@ char *map_hpage_aligned(int fd, size_t len, int flags)
 	return a;
 }
 
-/* Shared with the case child: what case_fail_fast() had to say. */
+/*
+ * Shared with the case child: what case_fail_fast() had to say, and how
+ * many steps the case has reported done (case_progress()).
+ */
 static struct case_report {
 	int set;
-	char msg[1020];
+	unsigned long progress;
+	char msg[1008];
 } *case_report;
+
+void case_progress(void)
+{
+	if (case_report)
+		__atomic_add_fetch(&case_report->progress, 1, __ATOMIC_RELAXED);
+}
 
 void case_fail_fast(const char *fmt, ...)
 {
@@ -341,7 +351,9 @@ int timeout_scale(void)
 int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	     const struct mem_type *mt, int timeout_s)
 {
-	double deadline = now() + (double)timeout_s * timeout_scale();
+	const int limit = timeout_s * timeout_scale();
+	double start, moved, told;
+	unsigned long steps = 0;
 	int status;
 	pid_t pid;
 
@@ -385,14 +397,42 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 		_exit(r);
 	}
 	setpgid(pid, pid);
+	start = now();
+	moved = start;
+	told = start;
+	/*
+	 * A watchdog on progress, not a budget for the whole case: a busy
+	 * host slows the guest down, so a case doing a fixed amount of work
+	 * may take several times as long as on an idle one, while a hang
+	 * (the bug some cases look for) reports no step at all. The limit
+	 * runs from the case's start or its last case_progress(), whichever
+	 * is later; a case that never calls it has a plain deadline. While
+	 * steps come, a line every PROGRESS_LINE_S says so (guest-init's own
+	 * watchdog waits for output).
+	 */
 	for (;;) {
 		pid_t r = waitpid(pid, &status, WNOHANG);
+		unsigned long p = __atomic_load_n(&case_report->progress, __ATOMIC_RELAXED);
+		double t = now();
 
 		if (r == pid)
 			break;
-		if (now() > deadline) {
-			diag("%s: no result after %d s, killing it", name,
-			     timeout_s * timeout_scale());
+		if (p != steps) {
+			steps = p;
+			moved = t;
+		}
+		if (t - told >= PROGRESS_LINE_S && moved > told) {
+			diag("%s: running for %.0f s, %lu steps done, the last %.0f s ago",
+			     name, t - start, steps, t - moved);
+			fflush(stdout);
+			told = t;
+		}
+		if (t - moved > limit) {
+			if (steps)
+				diag("%s: no step done for %d s (%lu done in %.0f s), killing it",
+				     name, limit, steps, t - start);
+			else
+				diag("%s: no result after %d s, killing it", name, limit);
 			kill(-pid, SIGKILL);
 			kill(pid, SIGKILL);
 			/* A child stuck in D state would never be reaped: give up. */

@@ -124,13 +124,24 @@ int uffd_copy(int uffd, void *dst, const void *src, size_t len);
 int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
 
 /*
- * Run @fn(@arg) in a child process with a deadline of @timeout_s seconds
- * (times $UFFD_TIMEOUT_SCALE when set) and return CASE_PASS, CASE_FAIL or
- * CASE_SKIP. A child that misses the deadline is killed (its whole process
- * group) and counts as a failure.
+ * Run @fn(@arg) in a child process and return CASE_PASS, CASE_FAIL or
+ * CASE_SKIP. @timeout_s (times $UFFD_TIMEOUT_SCALE when set) is how long
+ * the child may go without a case_progress(), counted from its start: a
+ * child that does is killed (its whole process group) and counts as a
+ * failure.
  */
 int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	     const struct mem_type *mt, int timeout_s);
+
+/*
+ * From a case child: one step of the case is done (a round, a cycle), so
+ * run_case() restarts the case's time limit. Cases that do a fixed amount
+ * of work call it, so that a slow guest is not mistaken for a hung one.
+ */
+void case_progress(void);
+
+/* How often run_case() says that a long case still makes progress, in s. */
+#define PROGRESS_LINE_S	60
 
 /*
  * Fail the running case at once with a message the parent prints. For a

@@ -6,6 +6,8 @@ TREE ?= mainline
 VARIANT ?= patched
 # Comma-separated test names to run instead of all of selftests/tests.list.
 ONLY ?=
+# Replay a run: every test gets -s SEED (a failure's summary prints it).
+SEED ?=
 # DEBUG=1: make kvm-test builds the kvm flavour with the debug sanitisers.
 DEBUG ?=
 
@@ -18,7 +20,7 @@ help:
 	@echo "  prepare     unpack TREE into build/src/TREE-VARIANT, apply patches/TREE/series"
 	@echo "  kernel      configure and build TREE-VARIANT in build/obj/TREE-VARIANT"
 	@echo "  initramfs   build the selftests and the initramfs for TREE-VARIANT"
-	@echo "  vm-test     boot TREE-VARIANT in QEMU, run the selftests (ONLY=a,b), judge the console"
+	@echo "  vm-test     boot TREE-VARIANT in QEMU, run the selftests (ONLY=a,b SEED=n), judge the console"
 	@echo "  host-test   test the bench itself (console parser) on recorded logs"
 	@echo "  gates       the series' quality gates for TREE: bisect, checkpatch, hygiene, sparse, W=1, coccicheck"
 	@echo "  check       everything CI checks: every tree unpatched and patched, the gates, mainline debug, host-test"
@@ -43,8 +45,14 @@ kernel:
 initramfs: kernel
 	$(S)/build-initramfs.sh $(TREE) $(VARIANT)
 
-vm-test: initramfs
-	$(S)/run-vm.sh $(if $(ONLY),--only $(ONLY)) $(TREE) $(VARIANT)
+RUN_VM_ARGS = $(if $(ONLY),--only $(ONLY)) $(if $(SEED),--seed $(SEED)) $(TREE) $(VARIANT)
+
+# Arguments first: a typo in ONLY is an error before anything is built.
+vm-test-args:
+	@$(S)/run-vm.sh --check $(RUN_VM_ARGS)
+
+vm-test: vm-test-args initramfs
+	$(S)/run-vm.sh $(RUN_VM_ARGS)
 
 host-test:
 	tests/run.sh
@@ -73,5 +81,5 @@ kvm-test:
 clean:
 	rm -rf build
 
-.PHONY: help deps fetch prepare kernel initramfs vm-test host-test gates check check-debug \
+.PHONY: help deps fetch prepare kernel initramfs vm-test-args vm-test host-test gates check check-debug \
 	upstream-test bench kvm-test clean

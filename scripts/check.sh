@@ -78,7 +78,7 @@ gate() {
 
 # run_kernel TREE VARIANT [FLAVOUR]: build, boot and judge one kernel.
 run_kernel() {
-	local tree=$1 variant=$2 flavour=${3:-} k tsv only=()
+	local tree=$1 variant=$2 flavour=${3:-} k tsv only=() before after
 	k=$tree-$variant${flavour:+-$flavour}
 	tsv=$sum/$k.tsv
 	# Per command, so that an early return cannot leave it set for the next kernel.
@@ -93,10 +93,14 @@ run_kernel() {
 	# A mutant runs the tests that exercise what its mutations touch.
 	[ "$variant" = mutant ] && [ -f "$TOP/selftests/mutants/$tree/tests" ] &&
 		only=(--only "$(sed -e 's/#.*//' "$TOP/selftests/mutants/$tree/tests" | xargs | tr ' ' ,)")
+	# The run's verdicts, never an earlier run's: run-vm.sh makes a new
+	# run directory and points latest at it.
+	before=$(readlink "$BUILD/runs/$k/latest" 2>/dev/null || true)
 	UFFD_FLAVOUR=$flavour "$TOP/scripts/run-vm.sh" "${only[@]}" "$tree" "$variant"
-	if [ -f "$BUILD/runs/$k/results.tsv" ] &&
-		[ "$BUILD/runs/$k/results.tsv" -nt "$BUILD/runs/$k/console.log" ]; then
-		cp "$BUILD/runs/$k/results.tsv" "$tsv"
+	after=$(readlink "$BUILD/runs/$k/latest" 2>/dev/null || true)
+	if [ -n "$after" ] && [ "$after" != "$before" ] &&
+		[ -f "$BUILD/runs/$k/$after/results.tsv" ]; then
+		cp "$BUILD/runs/$k/$after/results.tsv" "$tsv"
 	else
 		printf '%s\tbench\trun\tfail\tpass\tFAIL\tno verdict from run-vm.sh\n' "$k" >"$tsv"
 	fi
@@ -137,7 +141,7 @@ if [ "$debug_only" = 0 ]; then
 fi
 
 echo
-echo "== summary (${sum#"$TOP"/}/*.tsv; consoles in build/runs/*/console.log) =="
+echo "== summary (${sum#"$TOP"/}/*.tsv; consoles in build/runs/*/latest/console.log) =="
 cat "$sum"/*.tsv | awk -F'\t' '
 	{ k[$1]++; if ($6 == "FAIL") f[$1]++; else if ($4 == "skip") s[$1]++; else p[$1]++ }
 	$6 == "FAIL" { bad = bad sprintf("FAIL %s %s:%s %s (expect %s) %s\n", $1, $2, $3, $4, $5, $7) }

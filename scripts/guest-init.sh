@@ -5,9 +5,11 @@
 # /init of the bench initramfs. Mounts the pseudo filesystems, runs every
 # test of /tests/tests.list with its time limit, prints kselftest-style TAP
 # on the console (each test's own TAP nested behind "# ") and reboots.
-# A test that outlives its limit is killed with its process group; one that
-# cannot be killed (stuck in D state) is reported, the blocked tasks are
-# dumped, and the run goes on without waiting for it.
+# A test's limit is a watchdog on its output, not a budget for its whole
+# run: a test that printed nothing for its limit is killed with its process
+# group (a busy host slows a test down but does not silence it; a hang
+# does). One that cannot be killed (stuck in D state) is reported, the
+# blocked tasks are dumped, and the run goes on without waiting for it.
 
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -67,26 +69,40 @@ echo "# uffd-bench: kernel $kernel ($(uname -r)), $n test(s)"
 echo "# uffd-bench: cpus online $(grep -c '^processor' /proc/cpuinfo) of $(sed -n 's/.*uffd_bench.cpus=\([0-9]*\).*/\1/p' /proc/cmdline)"
 echo "1..$n"
 
+# elapsed T0: seconds since uptime T0, one decimal.
+elapsed() {
+	awk -v t0="$1" '{ printf "%.1f", $1 - t0 }' /proc/uptime
+}
+
 i=0
 for t in $tests; do
 	i=$((i + 1))
 	name=${t%%:*}
 	limit=$((${t#*:} * ${slow:-1}))
-	rm -f /tmp/rc /tmp/pid
+	rm -f /tmp/rc /tmp/pid /tmp/lines
 	t0=$(cut -d' ' -f1 /proc/uptime)
 	echo "# selftests: uffd-robust: $name"
 	# awk, not sed: sed holds each line back until it has read the next.
+	# It also keeps the count of the test's lines in /tmp/lines: the
+	# watchdog below restarts whenever it moves.
 	# shellcheck disable=SC2016 # $$ and $1 are the inner sh's
 	(
 		cd /tests &&
 			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0" ${1:+-s "$1"}' "$name" "$seed" 2>&1
 		echo $? >/tmp/rc
-	) | awk '{ print "# " $0; fflush() }' &
+	) | awk '{ print "# " $0; fflush(); print ++n > "/tmp/lines"; close("/tmp/lines") }' &
 	pipe=$!
 	waited=0
+	seen=0
 	while [ ! -f /tmp/rc ] && [ $waited -lt $((limit * 10)) ]; do
 		sleep 0.1
 		waited=$((waited + 1))
+		lines=$seen
+		[ -f /tmp/lines ] && read -r lines </tmp/lines
+		if [ "${lines:-$seen}" != "$seen" ]; then
+			seen=$lines
+			waited=0
+		fi
 	done
 	if [ -f /tmp/rc ]; then
 		# The test is done: its leftover children go with it.
@@ -104,7 +120,7 @@ for t in $tests; do
 			kill $pipe 2>/dev/null
 		fi
 		rc=$(cat /tmp/rc)
-		echo "# uffd-bench: $name took $(awk -v t0="$t0" '{ printf "%.1f", $1 - t0 }' /proc/uptime) s"
+		echo "# uffd-bench: $name took $(elapsed "$t0") s (limit $limit s without output)"
 		case $rc in
 		0) echo "ok $i selftests: uffd-robust: $name" ;;
 		4) echo "ok $i selftests: uffd-robust: $name # SKIP" ;;
@@ -113,7 +129,7 @@ for t in $tests; do
 		continue
 	fi
 	pid=$(cat /tmp/pid 2>/dev/null)
-	echo "# uffd-bench: $name still running after ${limit} s, killing it"
+	echo "# uffd-bench: $name printed nothing for ${limit} s (running for $(elapsed "$t0") s), killing it"
 	[ -n "$pid" ] && kill -9 -"$pid" "$pid" 2>/dev/null
 	waited=0
 	while [ ! -f /tmp/rc ] && [ $waited -lt 50 ]; do
@@ -121,12 +137,12 @@ for t in $tests; do
 		waited=$((waited + 1))
 	done
 	if [ -f /tmp/rc ]; then
-		echo "not ok $i selftests: uffd-robust: $name # TIMEOUT $limit seconds"
+		echo "not ok $i selftests: uffd-robust: $name # TIMEOUT $limit seconds without output"
 	else
 		echo "# uffd-bench: $name did not die after SIGKILL (D state); blocked tasks:"
 		echo w >/proc/sysrq-trigger 2>/dev/null
 		sleep 1
-		echo "not ok $i selftests: uffd-robust: $name # TIMEOUT $limit seconds, unkillable"
+		echo "not ok $i selftests: uffd-robust: $name # TIMEOUT $limit seconds without output, unkillable"
 	fi
 done
 

@@ -58,6 +58,40 @@ series_list() {
 	sed -e 's/#.*//' "$1/series" | awk 'NF { print $1 }'
 }
 
+# list_entries FILE: the lines of a list file (tests.list and the like)
+# with comments and blank lines dropped.
+list_entries() {
+	sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$1"
+}
+
+# check_only LIST ONLY: die unless every name of the comma-separated ONLY
+# is a test LIST has, naming the known tests; nothing to check when empty.
+check_only() {
+	local known name bad=
+	[ -n "$2" ] || return 0
+	known=$(list_entries "$1" | awk '{ print $1 }')
+	for name in ${2//,/ }; do
+		echo "$known" | grep -qxF -- "$name" || bad+=" $name"
+	done
+	[ -z "$bad" ] ||
+		die "no such test:$bad (known tests of ${1#"$TOP"/}: $(echo "$known" | xargs))"
+}
+
+# new_run_dir DIR: make DIR/YYYYmmdd-HHMMSS (a suffix when taken), point
+# DIR/latest at it and print its path: each run keeps its own evidence.
+new_run_dir() {
+	local stamp run n=1
+	stamp=$(date +%Y%m%d-%H%M%S)
+	mkdir -p "$1"
+	run=$1/$stamp
+	while ! mkdir "$run" 2>/dev/null; do
+		n=$((n + 1))
+		run=$1/$stamp-$n
+	done
+	ln -sfn "$(basename "$run")" "$1/latest"
+	echo "$run"
+}
+
 # variant_patches TREE VARIANT: the directory whose 'series' VARIANT applies.
 variant_patches() {
 	case "$2" in

@@ -60,6 +60,16 @@ CPUS = re.compile(r"^# uffd-bench: cpus online (\d+) of (\d+)")
 EXPECTS = ("pass", "fail", "skip", "must-pass")
 KMEMLEAK_BASELINE = "# uffd-bench: kmemleak baseline: "
 HUNG_TASK = re.compile(r"INFO: task (\S+:\d+) blocked( in I/O wait)? for more than")
+TOOK = re.compile(r"^# uffd-bench: (\S+) took (.*)$")
+SEED = re.compile(r"^# # seed (\d+) \(replay with -s")
+# How many of a failed case's own lines the summary quotes.
+WHY_LINES = 8
+
+
+def new_test():
+    """One test binary's record; see parse()."""
+    return {"plan": None, "cases": [], "top": None, "took": None, "seed": None,
+            "why": {}, "block": [], "tail": []}
 
 
 def die(msg, code=2):
@@ -126,7 +136,11 @@ def parse(lines):
     """Returns (saw_tap, done, tests, splats, last_line, cpus).
 
     tests: {name: {"plan": int|None, "cases": [(case, result, note)],
-                   "top": (result, note)|None}}
+                   "top": (result, note)|None, "took": str|None,
+                   "seed": str|None, "why": {case: [(line_no, text)]},
+                   "block": [...], "tail": [...]}}
+    "why" holds each case's own lines (those since the previous case's
+    result), "tail" the test's last lines, for the summary of failures.
     splats: [(class, test_running_or_None, line_no, text)]
     cpus: (online, requested) as the guest printed them, or None
     """
@@ -160,12 +174,16 @@ def parse(lines):
         m = TOP_START.match(line)
         if m:
             current = m.group(1)
-            tests[current] = {"plan": None, "cases": [], "top": None}
+            tests[current] = new_test()
+            continue
+        m = TOOK.match(line)
+        if m and m.group(1) in tests:
+            tests[m.group(1)]["took"] = m.group(2)
             continue
         m = TOP_RESULT.match(line)
         if m:
             name = m.group(3)
-            t = tests.setdefault(name, {"plan": None, "cases": [], "top": None})
+            t = tests.setdefault(name, new_test())
             note = (m.group(4) or "").strip()
             if m.group(1):
                 res = "fail"
@@ -177,6 +195,10 @@ def parse(lines):
             current = None
             continue
         if current and line.startswith("# "):
+            t = tests[current]
+            m = SEED.match(line)
+            if m and t["seed"] is None:
+                t["seed"] = m.group(1)
             m = NESTED_PLAN.match(line)
             if m:
                 tests[current]["plan"] = int(m.group(1))
@@ -193,7 +215,11 @@ def parse(lines):
                 desc = desc.split(" # ", 1)[0]
                 name = desc.split()[0].rstrip(":") if desc.split() else f"case{m.group(2)}"
                 tests[current]["cases"].append((name, res, ""))
+                t["why"][name] = t["block"]
+                t["block"] = []
                 continue
+            t["block"].append((n, line[2:]))
+            t["tail"] = (t["tail"] + [(n, line[2:])])[-WHY_LINES:]
             continue
         if line.startswith(KMEMLEAK_BASELINE):
             baseline = "scanning" in line
@@ -222,7 +248,7 @@ def leftover_of(task, tests):
 
 
 def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
-          guest_timeout, cpus=None):
+          guest_timeout, cpus=None, killed=""):
     """[(test, case, result, expect, verdict, note)], verdict in ok/FAIL/skip."""
     rows = []
 
@@ -282,8 +308,10 @@ def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
         if done:
             rows.append((bench, "complete", "pass", "pass", "ok", ""))
         else:
-            why = f"guest did not finish within {guest_timeout} s" if guest_timeout \
+            why = f"the host stopped the guest after {guest_timeout} s" if guest_timeout \
                 else "guest stopped before the end of the run"
+            if killed:
+                why += f" ({killed})"
             rows.append((bench, "complete", "fail", "pass", "FAIL", why))
     bad = []
     ok_splats = []
@@ -314,6 +342,63 @@ def judge(kernel, tests_listed, rules, saw_tap, done, tests, splats,
     return rows, bad, ok_splats
 
 
+def brief(test, position, kernel, rules, tests, splats):
+    """One line for a test the guest just finished: its cases' verdicts,
+    its time and limit; then its FAIL rows. Kernel reports are left to
+    the judgment of the whole console."""
+    t = tests.get(test)
+    if t is None or t["top"] is None:
+        return 0
+    rows, _, _ = judge(kernel, [test], rules, True, True, tests, [], 0, (1, 1))
+    rows = [r for r in rows if r[0] == test]
+    ok = sum(1 for r in rows if r[4] == "ok" and r[2] != "skip")
+    failed = [r for r in rows if r[4] == "FAIL"]
+    skipped = sum(1 for r in rows if r[2] == "skip")
+    reports = sum(1 for _, during, _, _ in splats if during == test)
+    expected_fails = sum(1 for r in rows if r[4] == "ok" and r[2] == "fail")
+    words = [f"{ok} ok" + (f" ({expected_fails} failing as expected)" if expected_fails else "")]
+    if failed:
+        words.append(f"{len(failed)} FAIL")
+    if skipped:
+        words.append(f"{skipped} skipped")
+    if reports:
+        words.append(f"{reports} kernel report(s)")
+    took = f" in {t['took']}" if t["took"] else ""
+    print(f"{kernel[1]}: {'[' + position + '] ' if position else ''}{test}: "
+          f"{', '.join(words)}{took}")
+    for r in failed:
+        print(f"{kernel[1]}:     FAIL {r[0]}:{r[1]} {r[2]} (expect {r[3]})"
+              f"{'  - ' + r[5] if r[5] else ''}")
+    return 0
+
+
+def summarise_failures(name, rows, tests, bad, console, rerun):
+    """After the rows: what failed, the console lines that say why, and
+    the commands that rerun just those tests with their seeds."""
+    print(f"\n{name}: == what failed, and why ({console}) ==")
+    rerun_tests = []
+    for test, case, res, want, verdict, note in rows:
+        if verdict != "FAIL":
+            continue
+        print(f"{name}: FAIL {test}:{case}: {res} (expect {want}){'  - ' + note if note else ''}")
+        t = tests.get(test)
+        if t is None:
+            continue
+        lines = t["why"].get(case) or t["tail"]
+        for n, text in [x for x in lines if x[1].strip()][-WHY_LINES:]:
+            print(f"{name}:   {n:>6}: {text[:160]}")
+        if test not in rerun_tests:
+            rerun_tests.append(test)
+    if bad:
+        cls, test, n, text = bad[0]
+        print(f"{name}: first kernel report, line {n}{' during ' + test if test else ''}: "
+              f"{text[:160]}")
+    if rerun:
+        for test in rerun_tests:
+            seed = tests[test]["seed"]
+            print(f"{name}: rerun: {rerun} ONLY={test}{' SEED=' + seed if seed else ''}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("console")
@@ -327,6 +412,13 @@ def main():
     ap.add_argument("--results", help="write a TSV of the verdicts here")
     ap.add_argument("--guest-timeout", type=int, default=0,
                     help="the host killed the guest after this many seconds")
+    ap.add_argument("--guest-killed", default="",
+                    help="why the host killed the guest")
+    ap.add_argument("--brief", metavar="TEST",
+                    help="only say, in one line, how TEST did (a console still growing)")
+    ap.add_argument("--position", default="", help="with --brief: 'I/N', the test's place in the run")
+    ap.add_argument("--rerun", help="the command that reruns this kernel's run: "
+                    "a summary of the failures ends with it, for the failed tests")
     args = ap.parse_args()
     name = args.name or args.kernel
 
@@ -339,8 +431,11 @@ def main():
     with open(args.console, errors="replace") as f:
         saw_tap, done, tests, splats, last, cpus = parse(f)
 
+    if args.brief:
+        return brief(args.brief, args.position, (args.kernel, name), rules, tests, splats)
+
     rows, bad, ok_splats = judge((args.kernel, name), listed, rules, saw_tap, done,
-                                 tests, splats, args.guest_timeout, cpus)
+                                 tests, splats, args.guest_timeout, cpus, args.guest_killed)
     width = max(len(f"{t}:{c}") for t, c, *_ in rows)
     for test, case, res, want, verdict, note in rows:
         print(f"{name}: {test + ':' + case:<{width}}  {res:<4} (expect {want:<4}) "
@@ -360,6 +455,8 @@ def main():
     passed = sum(1 for r in rows if r[4] == "ok" and r[2] != "skip")
     failed = sum(1 for r in rows if r[4] == "FAIL")
     skipped = sum(1 for r in rows if r[2] == "skip")
+    if failed:
+        summarise_failures(name, rows, tests, bad, args.console, args.rerun)
 
     # One line naming the cause for the failures that end a run early.
     if not saw_tap:
@@ -368,10 +465,13 @@ def main():
               f" last console line: {last[:120]!r}", file=sys.stderr)
     elif not done:
         running = [t for t in listed if t in tests and tests[t]["top"] is None]
+        killed = ""
+        if args.guest_timeout:
+            killed = f" (killed after {args.guest_timeout} s" + \
+                (f": {args.guest_killed})" if args.guest_killed else ")")
         print(f"{ME}: error: {name}: the guest "
               f"{'hung' if args.guest_timeout else 'stopped'}"
-              f"{' during test ' + running[0] if running else ''}"
-              f"{' (killed after %d s)' % args.guest_timeout if args.guest_timeout else ''}",
+              f"{' during test ' + running[0] if running else ''}{killed}",
               file=sys.stderr)
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0

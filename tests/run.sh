@@ -73,6 +73,12 @@ expect "prepare-tree.sh names a tree without mutants" 1 \
 	scripts/prepare-tree.sh --variant mutant mainline
 expect "run-vm.sh rejects an unknown tree" 1 "error: unknown tree 'nosuch'" \
 	scripts/run-vm.sh nosuch patched
+expect "run-vm.sh names an unknown test before anything else" 1 \
+	"error: no such test: nosuch \(known tests of tests/vm/tests.list: sleeper talker leftover quick\)" \
+	env UFFD_BUILD="$tmp/empty" UFFD_SELFTESTS="$TOP/tests/vm" scripts/run-vm.sh --only quick,nosuch 6.1 patched
+expect "make vm-test names an unknown test before building" 2 \
+	"run-vm.sh: error: no such test: no-such-test \(known tests of selftests/tests.list: uffd-smoke " \
+	make -s vm-test-args ONLY=no-such-test
 expect "run-vm.sh names a missing kernel" 1 "error: no kernel at" \
 	env UFFD_BUILD="$tmp/empty" scripts/run-vm.sh 6.1 patched
 expect "parse-console.py names a missing log" 2 "error: no such file" \
@@ -251,25 +257,31 @@ vmrun() {
 if [ -n "$kernel" ]; then
 	mkdir -p "$tmp/g1/tests"
 	install -m 0755 scripts/guest-init.sh "$tmp/g1/init"
-	cp tests/vm/tests.list tests/vm/sleeper tests/vm/leftover tests/vm/quick "$tmp/g1/tests/"
+	cp tests/vm/tests.list tests/vm/sleeper tests/vm/talker tests/vm/leftover tests/vm/quick "$tmp/g1/tests/"
 	mkguest "$tmp/g1"
 fi
 vmcase "guest kills a test at its limit and goes on ($kernel)" 0 \
-	"sleeper:case1 +fail \(expect fail\) ok +- planned but never reported \(TIMEOUT 2 seconds\)" vmrun
+	"sleeper:case1 +fail \(expect fail\) ok +- planned but never reported \(TIMEOUT 2 seconds without output\)" vmrun
+vmcase "guest lets a test that keeps printing outlive its limit ($kernel)" 0 \
+	"talker:talker_case +pass \(expect pass\) ok" \
+	env UFFD_BUILD="$tmp/vmb" UFFD_SELFTESTS="$TOP/tests/vm" python3 scripts/parse-console.py \
+	--kernel "$kernel" --expectations tests/vm/expectations --tests tests/vm/tests.list \
+	"$tmp/vmb/runs/$kernel/latest/console.log"
 vmcase "guest does not wait forever on a leftover process ($kernel)" 0 \
-	"leftover exited but a leftover process holds its output" cat "$tmp/vmb/runs/$kernel/console.log"
+	"leftover exited but a leftover process holds its output" cat "$tmp/vmb/runs/$kernel/latest/console.log"
 vmcase "guest keeps a test's last line when a leftover holds its output ($kernel)" 0 \
-	"^# ok 1 leftover_case" cat "$tmp/vmb/runs/$kernel/console.log"
-vmcase "guest goes on after both ($kernel)" 0 "^ok 3 selftests: uffd-robust: quick" \
-	cat "$tmp/vmb/runs/$kernel/console.log"
+	"^# ok 1 leftover_case" cat "$tmp/vmb/runs/$kernel/latest/console.log"
+vmcase "guest goes on after both ($kernel)" 0 "^ok 4 selftests: uffd-robust: quick" \
+	cat "$tmp/vmb/runs/$kernel/latest/console.log"
 if [ -n "$kernel" ]; then
 	rm -rf "$tmp/g2" && mkdir -p "$tmp/g2"
 	printf '#!/bin/sh\necho "TAP version 13"\necho 1..1\necho "# selftests: uffd-robust: quick"\nexec /bin/busybox sleep 100000\n' >"$tmp/g2/init"
 	chmod +x "$tmp/g2/init"
 	mkguest "$tmp/g2"
 fi
-vmcase "host stops a guest that hangs ($kernel)" 1 \
-	"error: $kernel: the guest hung during test quick \(killed after 15 s\)" vmrun UFFD_VM_LIMIT=15
+vmcase "host stops a guest whose console went silent ($kernel)" 1 \
+	"error: $kernel: the guest hung during test quick \(killed after [0-9]+ s: console silent for 1[5-9] s\)" \
+	vmrun UFFD_VM_LIMIT=15
 if [ -n "$kernel" ]; then
 	rm -rf "$tmp/g3" && mkdir -p "$tmp/g3"
 	mkguest "$tmp/g3" nosh
@@ -278,7 +290,17 @@ fi
 vmcase "a kernel with no /init never prints TAP ($kernel)" 1 \
 	"error: $kernel: the kernel did not boot or never printed TAP;" vmrun UFFD_VM_LIMIT=60
 vmcase "a kernel with no /init: its panic is reported ($kernel)" 0 \
-	"Kernel panic - not syncing: No working init found" cat "$tmp/vmb/runs/$kernel/console.log"
+	"Kernel panic - not syncing: No working init found" cat "$tmp/vmb/runs/$kernel/latest/console.log"
+# runs_kept: the three runs above each in a directory of its own, the
+# first one's console still there.
+runs_kept() {
+	local runs
+	runs=$(find "$tmp/vmb/runs/$kernel" -mindepth 1 -maxdepth 1 -type d | sort)
+	echo "$(echo "$runs" | grep -c .) run directories"
+	grep -h "^ok .* selftests: uffd-robust: quick" "$(echo "$runs" | head -n 1)/console.log"
+}
+vmcase "each run keeps its own console ($kernel)" 0 \
+	"^3 run directories\$" runs_kept
 
 echo "1..$n"
 echo "$pass passed, $fail failed, $skip skipped"

@@ -68,13 +68,14 @@ static const int counts[] = { 1, 64, 1024, 4096, 16384 };
 static const char *tracing;
 static size_t page;
 
-static int tracing_write(const char *file, const char *val)
+/* Write @val to tracefs file @file opened with @flags (O_TRUNC or O_APPEND). */
+static int tracing_put(const char *file, const char *val, int flags)
 {
 	char path[256];
 	int fd, ret = 0;
 
 	snprintf(path, sizeof(path), "%s/%s", tracing, file);
-	fd = open(path, O_WRONLY | O_TRUNC);
+	fd = open(path, O_WRONLY | flags);
 	if (fd < 0)
 		return -1;
 	if (write(fd, val, strlen(val)) != (ssize_t)strlen(val))
@@ -83,20 +84,15 @@ static int tracing_write(const char *file, const char *val)
 	return ret;
 }
 
+static int tracing_write(const char *file, const char *val)
+{
+	return tracing_put(file, val, O_TRUNC);
+}
+
 /* Append a line to kprobe_events, whose writes add or remove one probe each. */
 static int kprobe_events_add(const char *def)
 {
-	char path[256];
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/kprobe_events", tracing);
-	fd = open(path, O_WRONLY | O_APPEND);
-	if (fd < 0)
-		return -1;
-	if (write(fd, def, strlen(def)) != (ssize_t)strlen(def))
-		ret = -1;
-	close(fd);
-	return ret;
+	return tracing_put("kprobe_events", def, O_APPEND);
 }
 
 static int tracing_read(const char *file, char *buf, size_t len)

@@ -116,6 +116,9 @@ qemu-system-x86_64 -machine pc -accel tcg -cpu max \
 	-kernel "$kernel" -initrd "$initrd" -append "$append" \
 	</dev/null >"$run/console.log" 2>"$run/qemu.log" &
 qemu=$!
+# Whatever ends this script ends the guest too.
+trap 'kill "$qemu" 2>/dev/null || true' EXIT
+trap 'exit 130' INT TERM
 start=$SECONDS moved=$SECONDS size=0 finished=0 killed=
 while kill -0 "$qemu" 2>/dev/null; do
 	sleep 2

@@ -365,7 +365,7 @@ static int measure(int n, bool armed, struct reading *out)
 	for (int r = 0; r < rounds; r++) {
 		bool in_collapse = false;
 		double t;
-		int ret;
+		int ret, err;
 
 		if (refill(fd, area))
 			return -1;
@@ -386,6 +386,7 @@ static int measure(int n, bool armed, struct reading *out)
 		}
 		t = now();
 		ret = madvise(area, HPAGE, MADV_COLLAPSE);
+		err = errno;
 		wall[r] = (now() - t) * 1e6;
 		if (opts.bench) {
 			irq[r] = max_irqsoff(&in_collapse);
@@ -395,7 +396,7 @@ static int measure(int n, bool armed, struct reading *out)
 			all[r] = probe_count(INST_ALL);
 		}
 		if (ret) {
-			diag("N=%d: MADV_COLLAPSE: %s", n, strerror(errno));
+			diag("N=%d: MADV_COLLAPSE: %s", n, strerror(err));
 			return -1;
 		}
 		if (mincore(area, HPAGE, vec) || !(vec[1] & 1)) {

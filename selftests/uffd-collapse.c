@@ -60,12 +60,15 @@
  * khugepaged is judged on its own clock, its full scans, not on the wall's:
  * a busy host slows the daemon down but does not stop it. The control must
  * collapse within CONTROL_SCANS full scans, and the armed range is judged
- * once ARMED_SCANS more have ended after that. KHUGEPAGED_WAIT only bounds
- * a daemon that does not scan at all.
+ * once ARMED_SCANS more have ended after that (one more than a whole scan
+ * that began after the control's collapse needs: a scan can skip an mm
+ * whose mmap_lock it could not take). KHUGEPAGED_WAIT bounds the time
+ * between two full scans, for a daemon that stopped scanning; it stays
+ * below CASE_TIMEOUT so that the case restores the knobs itself.
  */
 #define CONTROL_SCANS	10
-#define ARMED_SCANS	2
-#define KHUGEPAGED_WAIT	60	/* s */
+#define ARMED_SCANS	3
+#define KHUGEPAGED_WAIT	40	/* s */
 
 static struct test_opts opts = { .rounds = 30, .seconds = 15 };
 static size_t page;
@@ -372,9 +375,9 @@ static int case_khugepaged(void)
 	char saved[3][64], set[3][16] = { "always", "100", "100" };
 	char scans[2][32] = { "?", "?" }, thp_enabled[64] = "?";
 	struct range r, control;
-	double t0, t_control = 0;
+	double t0, t_scan, t_control = 0;
 	long scans0, at_control = -1, at = -1;
-	int ret = CASE_FAIL, first, filled = 0;
+	int ret = CASE_FAIL, first, filled = 0, cfilled = 0;
 
 	for (int i = 0; i < 3; i++)
 		if (knob_rw(thp_knobs[i], saved[i], sizeof(saved[i]), false)) {
@@ -402,16 +405,20 @@ static int case_khugepaged(void)
 	}
 
 	t0 = now();
+	t_scan = t0;
 	scans0 = full_scans();
-	while (scans0 >= 0 && now() - t0 < KHUGEPAGED_WAIT) {
-		int cfirst, cfilled = filled_holes(&control, npages, &cfirst);
+	at = scans0;
+	while (scans0 >= 0 && now() - t_scan < KHUGEPAGED_WAIT) {
+		int cfirst;
 		long scans = full_scans();
 
+		cfilled = filled_holes(&control, npages, &cfirst);
 		filled = filled_holes(&r, npages, &first);
 		if (filled || cfilled < 0)
 			break;
 		if (scans != at) {
 			at = scans;
+			t_scan = now();
 			case_progress();
 		}
 		if (cfilled == npages / 2 && !t_control) {
@@ -439,9 +446,15 @@ static int case_khugepaged(void)
 		     filled, npages / 2, now() - t0, first);
 	else if (scans0 < 0)
 		diag("cannot read %sfull_scans", KHUGEPAGED);
+	else if (filled < 0 || cfilled < 0)
+		diag("cannot read which pages of the files are resident (mincore)");
 	else if (!t_control)
 		diag(NO_CONTROL, at - scans0, now() - t0);
-	else if (!filled)
+	else if (at < at_control + ARMED_SCANS)
+		/* Never a pass: the armed range may not have been looked at. */
+		diag("khugepaged stopped: %ld full scans after the control's, none in %d s",
+		     at - at_control, KHUGEPAGED_WAIT);
+	else
 		ret = CASE_PASS;
 	if (t_control)
 		diag("khugepaged collapsed the control file after %.1f s", t_control);

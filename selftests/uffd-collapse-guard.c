@@ -10,15 +10,16 @@
  * is punched and refilled between rounds). A kprobe event on the iterator
  * of the file's VMA tree (mapping_rmap_tree_iter_next() on 7.3,
  * vma_interval_tree_iter_next() on 6.1) records every VMA the collapsing
- * task visits, with the probed context's flags register; two trace
- * instances count them, one all visits and one the visits made with
- * interrupts off. What is judged is that count, the work done with
- * interrupts off, not a duration: the host's load cannot change it (under
- * TCG the irqsoff tracer measures host wall time, and a busy host
- * lengthens any section it measures). The count of all visits is the
- * control: retracting the page tables of a collapsed range walks every
- * mapping of the file with interrupts on, so fewer than N visits mean the
- * probe does not see the walk and the case SKIPs, saying so.
+ * task visits, with the probed context's flags register; three trace
+ * instances count them: all visits, those made with interrupts off and
+ * those made with interrupts on. What is judged is the count with
+ * interrupts off, the work done there, not a duration: the host's load
+ * cannot change it (under TCG the irqsoff tracer measures host wall time,
+ * and a busy host lengthens any section it measures). The other counts
+ * are the controls, and the case SKIPs, saying so, when they fail: off and
+ * on must add up to all in every round, and retracting the page tables
+ * of a collapsed range walks every mapping of the file with interrupts
+ * on, so fewer than N visits in all mean the probe misses the walk.
  *
  *  flat        no mapping armed (the uffd-armed count is zero): the visits
  *              made with interrupts off at the largest N must not exceed
@@ -35,7 +36,7 @@
  * With -b (make bench) it judges nothing: it measures the unarmed file at
  * each N of -n (default 1,16,256,1024,4096) with the irqsoff tracer and
  * prints one "bench:" line per N with the median interrupts-off time and
- * the least wall time (-r default 7 there).
+ * the least wall time (make bench gives -r 9).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -54,13 +55,26 @@
 #define CASE_TIMEOUT	240
 #define FLAT_SLACK	8
 #define MAX_ROUNDS	32
-/* x86's interrupt flag in the flags register the probe fetches */
-#define X86_EFLAGS_IF	0x200
+/* x86's interrupt flag (0x200) in the flags register the probe fetches */
 #define PROBE_GROUP	"uffd_guard"
 #define PROBE_EVENT	PROBE_GROUP "/visit"
-#define INST_ALL	"instances/uffd_guard_all"
-#define INST_IRQSOFF	"instances/uffd_guard_irqsoff"
-static const char *const instances[] = { INST_ALL, INST_IRQSOFF };
+
+/*
+ * Three trace instances count the visits of the collapsing task: all of
+ * them, those with interrupts off, and those with interrupts on. A round
+ * whose off and on counts do not add up to all has a filter or an
+ * instance that does not count, and is not judged.
+ */
+enum { INST_ALL, INST_IRQSOFF, INST_IRQSON, NR_INST };
+static const char *const instances[NR_INST] = {
+	"instances/uffd_guard_all", "instances/uffd_guard_irqsoff",
+	"instances/uffd_guard_irqson",
+};
+
+/* The filter of each, after "common_pid == PID" */
+static const char *const inst_filter[NR_INST] = {
+	"", " && !(flags & 0x200)", " && (flags & 0x200)",
+};
 
 static struct test_opts opts = { .rounds = 2, .seconds = 200 };
 static const int counts[] = { 1, 64, 1024, 4096, 16384 };
@@ -148,7 +162,9 @@ static void remove_probe(void)
 {
 	char path[256];
 
-	for (int i = 0; i < 2; i++) {
+	if (!tracing)
+		return;
+	for (int i = 0; i < NR_INST; i++) {
 		snprintf(path, sizeof(path), "%s/events/%s/enable", instances[i], PROBE_EVENT);
 		tracing_write(path, "0");
 		snprintf(path, sizeof(path), "%s/%s", tracing, instances[i]);
@@ -159,7 +175,7 @@ static void remove_probe(void)
 
 /*
  * A kprobe event on the VMA tree iterator that fetches the flags register,
- * enabled in two trace instances of their own; a reason when it cannot be.
+ * enabled in trace instances of their own; a reason when it cannot be.
  */
 static const char *setup_probe(const char **probed)
 {
@@ -181,9 +197,10 @@ static const char *setup_probe(const char **probed)
 	}
 	if (!*probed)
 		return "cannot probe the VMA tree iterator with the flags register";
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < NR_INST; i++) {
 		snprintf(path, sizeof(path), "%s/%s", tracing, instances[i]);
-		if (mkdir(path, 0755) && errno != EEXIST)
+		/* Fresh: remove_probe() removed any left by a killed run. */
+		if (mkdir(path, 0755))
 			return "cannot make a trace instance";
 		/* Room for every visit at the largest N, twice over. */
 		snprintf(path, sizeof(path), "%s/buffer_size_kb", instances[i]);
@@ -196,27 +213,31 @@ static const char *setup_probe(const char **probed)
 	return NULL;
 }
 
-/* Count the visits of task @pid only; in INST_IRQSOFF, interrupts off only. */
+/* Count the visits of task @pid only, in each instance by its filter. */
 static int probe_filter(pid_t pid)
 {
 	char path[256], f[128];
 
-	snprintf(path, sizeof(path), "%s/events/%s/filter", INST_ALL, PROBE_EVENT);
-	snprintf(f, sizeof(f), "common_pid == %d", pid);
-	if (tracing_write(path, f))
-		return -1;
-	snprintf(path, sizeof(path), "%s/events/%s/filter", INST_IRQSOFF, PROBE_EVENT);
-	snprintf(f, sizeof(f), "common_pid == %d && !(flags & %d)", pid, X86_EFLAGS_IF);
-	return tracing_write(path, f);
+	for (int i = 0; i < NR_INST; i++) {
+		snprintf(path, sizeof(path), "%s/events/%s/filter", instances[i], PROBE_EVENT);
+		snprintf(f, sizeof(f), "common_pid == %d%s", pid, inst_filter[i]);
+		if (tracing_write(path, f))
+			return -1;
+	}
+	return 0;
 }
 
-/* Empty an instance's buffers. */
-static int probe_clear(const char *inst)
+/* Empty the instances' buffers. */
+static int probe_clear(void)
 {
 	char path[256];
 
-	snprintf(path, sizeof(path), "%s/trace", inst);
-	return tracing_write(path, "");
+	for (int i = 0; i < NR_INST; i++) {
+		snprintf(path, sizeof(path), "%s/trace", instances[i]);
+		if (tracing_write(path, ""))
+			return -1;
+	}
+	return 0;
 }
 
 /*
@@ -312,6 +333,28 @@ static int refill(int fd, char *area)
 	return 0;
 }
 
+/*
+ * The visits of the last call in @c, by instance: NULL, or why they
+ * cannot be judged.
+ */
+static const char *probe_counts(long *c)
+{
+	for (int i = 0; i < NR_INST; i++) {
+		c[i] = probe_count(instances[i]);
+		if (c[i] == -2)
+			return "a trace buffer overflowed: visits were lost";
+		if (c[i] < 0)
+			return "cannot read a trace instance's counts";
+	}
+	if (c[INST_IRQSOFF] + c[INST_IRQSON] != c[INST_ALL])
+		return "visits with interrupts off and on do not add up to all visits";
+	return NULL;
+}
+
+/* measure()'s results besides 0: a failure, and no verdict. */
+#define MEASURE_FAIL	(-1)
+#define MEASURE_VOID	1
+
 /* What measure() found at one N. */
 struct reading {
 	long irqsoff;	/* the largest count of visits with interrupts off */
@@ -320,7 +363,10 @@ struct reading {
 	long wall_us;	/* least wall time of MADV_COLLAPSE */
 };
 
-/* Collapse through one of @n mappings, opts.rounds times, counting or timing. */
+/*
+ * Collapse through one of @n mappings, opts.rounds times, counting or
+ * timing: 0, MEASURE_FAIL or MEASURE_VOID (the tracer cannot tell).
+ */
 static int measure(int n, bool armed, struct reading *out)
 {
 	long irq[MAX_ROUNDS], all[MAX_ROUNDS], wall[MAX_ROUNDS];
@@ -364,13 +410,14 @@ static int measure(int n, bool armed, struct reading *out)
 	seen[0] = '\0';
 	for (int r = 0; r < rounds; r++) {
 		bool in_collapse = false;
+		const char *why = NULL;
+		long c[NR_INST];
 		double t;
 		int ret, err;
 
 		if (refill(fd, area))
 			return -1;
-		if (opts.bench ? tracing_write("tracing_max_latency", "0") :
-				 probe_clear(INST_ALL) || probe_clear(INST_IRQSOFF)) {
+		if (opts.bench ? tracing_write("tracing_max_latency", "0") : probe_clear()) {
 			diag("cannot reset the tracer");
 			return -1;
 		}
@@ -392,8 +439,9 @@ static int measure(int n, bool armed, struct reading *out)
 			irq[r] = max_irqsoff(&in_collapse);
 			all[r] = 0;
 		} else {
-			irq[r] = probe_count(INST_IRQSOFF);
-			all[r] = probe_count(INST_ALL);
+			why = probe_counts(c);
+			irq[r] = c[INST_IRQSOFF];
+			all[r] = c[INST_ALL];
 		}
 		if (ret) {
 			diag("N=%d: MADV_COLLAPSE: %s", n, strerror(err));
@@ -403,10 +451,12 @@ static int measure(int n, bool armed, struct reading *out)
 			diag("N=%d: MADV_COLLAPSE returned 0 but the holes were not filled", n);
 			return -1;
 		}
-		if (irq[r] < 0 || all[r] < 0) {
-			diag("N=%d: %s", n, irq[r] == -2 || all[r] == -2 ?
-			     "a trace buffer overflowed: visits were lost" :
-			     "reading the tracer failed");
+		if (why) {
+			diag("N=%d: %s: no verdict", n, why);
+			return MEASURE_VOID;
+		}
+		if (irq[r] < 0) {
+			diag("N=%d: reading the irqsoff tracer failed", n);
 			return -1;
 		}
 		if (opts.bench)
@@ -432,7 +482,10 @@ static int measure(int n, bool armed, struct reading *out)
 	return 0;
 }
 
-/* measure() in a child, so that its mappings are gone when it returns. */
+/*
+ * measure() in a child, so that its mappings are gone when it returns;
+ * returns what measure() did.
+ */
 static int measure_in_child(int n, bool armed, struct reading *out)
 {
 	struct reading v;
@@ -449,17 +502,21 @@ static int measure_in_child(int n, bool armed, struct reading *out)
 		return -1;
 	if (!pid) {
 		close(pfd[0]);
-		int bad = measure(n, armed, &v) || write(pfd[1], &v, sizeof(v)) != sizeof(v);
+		int ret = measure(n, armed, &v);
 
+		if (!ret && write(pfd[1], &v, sizeof(v)) != sizeof(v))
+			ret = MEASURE_FAIL;
 		fflush(stdout);
-		_exit(bad);
+		_exit(ret == MEASURE_VOID ? 2 : ret ? 1 : 0);
 	}
 	close(pfd[1]);
 	got = read(pfd[0], &v, sizeof(v));
 	close(pfd[0]);
 	waitpid(pid, &status, 0);
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 2)
+		return MEASURE_VOID;
 	if (got != sizeof(v) || !WIFEXITED(status) || WEXITSTATUS(status))
-		return -1;
+		return MEASURE_FAIL;
 	*out = v;
 	case_progress();
 	return 0;
@@ -482,9 +539,11 @@ static int flat(bool armed)
 	     "all visits", "MADV_COLLAPSE us", armed ? "one other VMA armed" : "no VMA armed",
 	     probed, opts.rounds);
 	for (int i = 0; i < NR_COUNTS; i++) {
-		if (measure_in_child(counts[i], armed, &rd[i])) {
+		int m = measure_in_child(counts[i], armed, &rd[i]);
+
+		if (m) {
 			remove_probe();
-			return CASE_FAIL;
+			return m == MEASURE_VOID ? CASE_SKIP : CASE_FAIL;
 		}
 		diag("%-6d %-16ld %-12ld %-16ld", counts[i], rd[i].irqsoff, rd[i].visits,
 		     rd[i].wall_us);
@@ -550,25 +609,26 @@ static const struct named_case bench_cases[] = {
 	{ "bench.guard", case_bench },
 };
 
+/* At the test's exit: a case killed by its watchdog cannot clean up. */
+static void remove_leftovers(void)
+{
+	if (!find_tracefs())
+		remove_probe();
+}
+
 int main(int argc, char **argv)
 {
-	bool rounds_set = false;
-
-	for (int i = 1; i < argc; i++)
-		rounds_set |= !strncmp(argv[i], "-r", 2);
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
 	if (opts.bench) {
 		static const int bench_counts[] = { 1, 16, 256, 1024, 4096 };
 
-		/* Timings need several rounds for a median; counts do not. */
-		if (!rounds_set)
-			opts.rounds = 7;
 		if (!opts.nr_sizes) {
 			opts.nr_sizes = ARRAY_SIZE(bench_counts);
 			memcpy(opts.sizes, bench_counts, sizeof(bench_counts));
 		}
 		return run_cases(bench_cases, 1, CASE_TIMEOUT, false);
 	}
+	atexit(remove_leftovers);
 	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, false);
 }

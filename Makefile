@@ -47,11 +47,14 @@ initramfs: kernel
 
 RUN_VM_ARGS = $(if $(ONLY),--only $(ONLY)) $(if $(SEED),--seed $(SEED)) $(TREE) $(VARIANT)
 
-# Arguments first: a typo in ONLY is an error before anything is built.
+# Arguments first: a typo in ONLY is an error before anything is built
+# (in the recipe, not as a prerequisite, which make -j would build at once).
 vm-test-args:
 	@$(S)/run-vm.sh --check $(RUN_VM_ARGS)
 
-vm-test: vm-test-args initramfs
+vm-test:
+	@$(S)/run-vm.sh --check $(RUN_VM_ARGS)
+	$(MAKE) --no-print-directory initramfs
 	$(S)/run-vm.sh $(RUN_VM_ARGS)
 
 host-test:

@@ -74,6 +74,27 @@ elapsed() {
 	awk -v t0="$1" '{ printf "%.1f", $1 - t0 }' /proc/uptime
 }
 
+# uptime_cs: the uptime in centiseconds (/proc/uptime has two decimals).
+uptime_cs() {
+	local up _
+	read -r up _ </proc/uptime
+	echo "${up%.*}${up#*.}"
+}
+
+# kill_session SID: SIGKILL every process of session SID (a test runs in
+# a session of its own; its cases may have process groups of their own).
+kill_session() {
+	local sid=$1 d stat
+	for d in /proc/[0-9]*; do
+		read -r stat 2>/dev/null <"$d/stat" || continue
+		# After the command name: state, ppid, pgrp, session.
+		# shellcheck disable=SC2086 # split on purpose
+		set -- ${stat##*) }
+		[ "${4:-}" = "$sid" ] && kill -9 "${d#/proc/}" 2>/dev/null
+	done
+	return 0
+}
+
 i=0
 for t in $tests; do
 	i=$((i + 1))
@@ -92,22 +113,25 @@ for t in $tests; do
 		echo $? >/tmp/rc
 	) | awk '{ print "# " $0; fflush(); print ++n > "/tmp/lines"; close("/tmp/lines") }' &
 	pipe=$!
-	waited=0
+	# Silence is measured on the clock, not in rounds of the loop: each
+	# round takes longer than its sleep, more so on a busy host.
+	last=$(uptime_cs)
 	seen=0
-	while [ ! -f /tmp/rc ] && [ $waited -lt $((limit * 10)) ]; do
+	while [ ! -f /tmp/rc ]; do
 		sleep 0.1
-		waited=$((waited + 1))
 		lines=$seen
 		[ -f /tmp/lines ] && read -r lines </tmp/lines
 		if [ "${lines:-$seen}" != "$seen" ]; then
 			seen=$lines
-			waited=0
+			last=$(uptime_cs)
 		fi
+		[ $(($(uptime_cs) - last)) -ge $((limit * 100)) ] && break
 	done
 	if [ -f /tmp/rc ]; then
-		# The test is done: its leftover children go with it.
+		# The test is done: its leftover children go with it, also
+		# those in process groups of their own (run_case()'s cases).
 		pid=$(cat /tmp/pid 2>/dev/null)
-		[ -n "$pid" ] && kill -9 -"$pid" 2>/dev/null
+		[ -n "$pid" ] && kill_session "$pid"
 		# A leftover process of the test (stuck in D state, say) can
 		# hold the output pipe open: give the output 5 s, not forever.
 		waited=0
@@ -130,7 +154,7 @@ for t in $tests; do
 	fi
 	pid=$(cat /tmp/pid 2>/dev/null)
 	echo "# uffd-bench: $name printed nothing for ${limit} s (running for $(elapsed "$t0") s), killing it"
-	[ -n "$pid" ] && kill -9 -"$pid" "$pid" 2>/dev/null
+	[ -n "$pid" ] && kill_session "$pid"
 	waited=0
 	while [ ! -f /tmp/rc ] && [ $waited -lt 50 ]; do
 		sleep 0.1

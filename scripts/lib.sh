@@ -277,6 +277,8 @@ kbuild_progress() {
 	[ -f "$log.steps" ] && last=$(cat "$log.steps")
 	"$@" >"$log" 2>&1 &
 	pid=$!
+	# A background job ignores the terminal's Ctrl-C: pass it on.
+	trap 'kill "$pid" 2>/dev/null; exit 130' INT TERM
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 1
 		[ $((SECONDS - t0)) -ge "$next" ] || continue
@@ -285,6 +287,7 @@ kbuild_progress() {
 		log "$label: $n objects built${last:+ of about $last}, $((SECONDS - t0)) s"
 	done
 	wait "$pid" || rc=$?
+	trap - INT TERM
 	n=$(grep -cE '^  (CC|AS|LD|AR|HOSTCC|GEN)' "$log" || true)
 	# An incremental build's few objects say nothing of a whole one's.
 	if [ "$rc" = 0 ] && [ "$n" -gt "$((${last:-0} / 2))" ]; then

@@ -393,6 +393,9 @@ def summarise_failures(name, rows, tests, bad, console, rerun):
         cls, test, n, text = bad[0]
         print(f"{name}: first kernel report, line {n}{' during ' + test if test else ''}: "
               f"{text[:160]}")
+        for _, test, _, _ in bad:
+            if test and test not in rerun_tests:
+                rerun_tests.append(test)
     if rerun:
         for test in rerun_tests:
             seed = tests[test]["seed"]

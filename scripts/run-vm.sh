@@ -15,9 +15,11 @@
 #
 # The guest's time limits are watchdogs on output (guest-init.sh), so a
 # busy host that slows it down does not fail it. The host's own limits
-# follow: the guest is stopped when its console has been silent for longer
-# than the longest test's limit (plus a minute), or, whatever it prints,
-# after three times the sum of the limits of the tests it runs.
+# follow: the guest is stopped when guest-init and the tests have printed
+# nothing for longer than the longest test's limit (a quarter more, plus a
+# minute; kernel messages do not count, a report repeated by a wedged
+# kernel must not keep it alive), or, whatever it prints, after twice the
+# sum of the limits of the tests it runs.
 #
 # --check only checks the arguments (an unknown test in --only is an
 # error naming the known ones) and exits. --seed N replays a run: every
@@ -65,11 +67,12 @@ case $flavour in *debug) slow=${UFFD_DEBUG_SLOW:-4} ;; esac
 selected=$(list_entries "$st/tests.list" | awk -v only=",$only," \
 	'only == ",," || index(only, "," $1 ",") { print $1, $2 }')
 ntests=$(echo "$selected" | grep -c . || true)
-# The host's silence limit: the longest test's, plus boot and reboot.
-silence=$(echo "$selected" | awk -v s="$slow" '$2 > m { m = $2 } END { print m * s + 60 }')
+# The host's silence limit: the longest test's (the guest's own clock may
+# run a little behind the host's), plus boot and reboot.
+silence=$(echo "$selected" | awk -v s="$slow" '$2 > m { m = $2 } END { print int(m * s * 1.25) + 60 }')
 silence=${UFFD_VM_LIMIT:-$silence}
 # The hard limit: a guest that keeps printing but never ends.
-cap=$(echo "$selected" | awk -v s="$slow" '{ t += $2 + 10 } END { print (t * s + 60) * 3 }')
+cap=$(echo "$selected" | awk -v s="$slow" '{ t += $2 + 10 } END { print (t * s + 60) * 2 }')
 [ "$cap" -ge "$silence" ] || cap=$silence
 
 if [ -n "${UFFD_RUN:-}" ]; then
@@ -92,11 +95,17 @@ append+=" uffd_bench.kernel=$tree-$variant uffd_bench.cpus=$cpus uffd_bench.slow
 judge=(python3 "$TOP/scripts/parse-console.py" --kernel "$tree-$variant" --name "$kname"
 	--expectations "$st/expectations" --tests "$st/tests.list" ${only:+--only "$only"})
 
-# say_finished N: print the verdicts of the tests the guest finished
-# beyond the first N, from the console so far; prints the new count.
+# guest_lines: how many lines guest-init and the tests have printed.
+guest_lines() {
+	grep -cE '^(#|ok |not ok |TAP version|1\.\.)' "$run/console.log" || true
+}
+
+# say_finished N [final]: print the verdicts of the tests the guest
+# finished beyond the first N, from the console so far (but its last
+# line, which may be half written, unless final); prints the new count.
 say_finished() {
-	local done_before=$1 names name i=0
-	names=$(tr -d '\r' <"$run/console.log" |
+	local done_before=$1 final=${2:-} names name i=0
+	names=$(tr -d '\r' <"$run/console.log" | { if [ -n "$final" ]; then cat; else sed '$d'; fi; } |
 		sed -n 's/^\(not \)\{0,1\}ok [0-9]* selftests: uffd-robust: \([^ ]*\).*/\2/p')
 	for name in $names; do
 		i=$((i + 1))
@@ -119,16 +128,16 @@ qemu=$!
 # Whatever ends this script ends the guest too.
 trap 'kill "$qemu" 2>/dev/null || true' EXIT
 trap 'exit 130' INT TERM
-start=$SECONDS moved=$SECONDS size=0 finished=0 killed=
+start=$SECONDS moved=$SECONDS lines=0 finished=0 killed=""
 while kill -0 "$qemu" 2>/dev/null; do
 	sleep 2
-	now_size=$(stat -c %s "$run/console.log" 2>/dev/null || echo 0)
-	if [ "$now_size" != "$size" ]; then
-		size=$now_size moved=$SECONDS
+	now_lines=$(guest_lines)
+	if [ "$now_lines" != "$lines" ]; then
+		lines=$now_lines moved=$SECONDS
 		finished=$(say_finished "$finished")
 	fi
 	if [ $((SECONDS - moved)) -gt "$silence" ]; then
-		killed="console silent for $((SECONDS - moved)) s"
+		killed="guest silent for $((SECONDS - moved)) s"
 	elif [ $((SECONDS - start)) -gt "$cap" ]; then
 		killed="still running after ${cap} s"
 	fi
@@ -145,7 +154,7 @@ while kill -0 "$qemu" 2>/dev/null; do
 done
 rc=0
 wait "$qemu" || rc=$?
-say_finished "$finished" >/dev/null
+say_finished "$finished" final >/dev/null
 timer_end "vm-$kname"
 
 status=()

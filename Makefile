@@ -79,7 +79,7 @@ bench:
 	$(S)/run-bench.sh $(TREE)
 
 kvm-test:
-	$(S)/run-kvm-test.sh $(if $(filter 1,$(DEBUG)),--debug) $(TREE) $(VARIANT)
+	$(S)/run-kvm-test.sh $(if $(filter 1,$(DEBUG)),--debug) $(RUN_VM_ARGS)
 
 clean:
 	rm -rf build

@@ -164,7 +164,13 @@ elif [ "$rc" != 0 ]; then
 	die "qemu failed for $kname with exit $rc: $(head -c 300 "$run/qemu.log")"
 fi
 
-rerun="make vm-test TREE=$tree VARIANT=$variant${flavour:+ UFFD_FLAVOUR=$flavour}"
-[ -n "${UFFD_SELFTESTS:-}" ] && rerun="UFFD_SELFTESTS=$UFFD_SELFTESTS $rerun"
-exec "${judge[@]}" "${status[@]}" --results "$run/results.tsv" --rerun "$rerun" \
+# The command that reruns a failed test, where a make target makes this
+# run's initramfs (not the bench's or upstream-test's own).
+case $flavour in
+kvm) rerun="make kvm-test TREE=$tree VARIANT=$variant" ;;
+kvm-debug) rerun="make kvm-test TREE=$tree VARIANT=$variant DEBUG=1" ;;
+*) rerun="make vm-test TREE=$tree VARIANT=$variant${flavour:+ UFFD_FLAVOUR=$flavour}" ;;
+esac
+[ -n "${UFFD_INITRD:-}" ] && rerun=""
+exec "${judge[@]}" "${status[@]}" --results "$run/results.tsv" ${rerun:+--rerun "$rerun"} \
 	"$run/console.log"

@@ -45,7 +45,7 @@ kernel:
 initramfs: kernel
 	$(S)/build-initramfs.sh $(TREE) $(VARIANT)
 
-RUN_VM_ARGS = $(if $(ONLY),--only $(ONLY)) $(if $(SEED),--seed $(SEED)) $(TREE) $(VARIANT)
+RUN_VM_ARGS = $(strip $(if $(ONLY),--only $(ONLY)) $(if $(SEED),--seed $(SEED)) $(TREE) $(VARIANT))
 
 # Arguments first: a typo in ONLY is an error before anything is built
 # (in the recipe, not as a prerequisite, which make -j would build at once).

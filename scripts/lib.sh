@@ -268,11 +268,11 @@ wrap_list() {
 }
 
 # kbuild_progress LABEL LOG CMD...: run the kbuild command CMD with its
-# output in LOG and, while it runs, say every 30 s how many objects it has
+# output in LOG and, while it runs, say every minute how many objects it has
 # built (of about as many as the last build that logged to LOG, when one
 # did). Returns CMD's exit code.
 kbuild_progress() {
-	local label=$1 log=$2 pid rc=0 t0=$SECONDS n last="" next=30
+	local label=$1 log=$2 pid rc=0 t0=$SECONDS n last="" next=60
 	shift 2
 	[ -f "$log.steps" ] && last=$(cat "$log.steps")
 	"$@" >"$log" 2>&1 &
@@ -282,7 +282,7 @@ kbuild_progress() {
 	while kill -0 "$pid" 2>/dev/null; do
 		sleep 1
 		[ $((SECONDS - t0)) -ge "$next" ] || continue
-		next=$((next + 30))
+		next=$((next + 60))
 		n=$(grep -cE '^  (CC|AS|LD|AR|HOSTCC|GEN)' "$log" || true)
 		log "$label: $n objects built${last:+ of about $last}, $((SECONDS - t0)) s"
 	done

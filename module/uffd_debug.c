@@ -845,34 +845,17 @@ static const char *const armed_reasons[] = {
 
 #define NR_REASONS ARRAY_SIZE(armed_reasons)
 
-enum {
-	RELEASED_RETRY_DROPPED,
-	RELEASED_RETRY_KEPT,
-	RELEASED_SIGBUS,
-	NR_RELEASED
-};
-
-static const char *const released_names[NR_RELEASED] = {
-	"retry_lock_dropped", "retry_lock_kept", "sigbus",
-};
-
-static atomic_long_t st_released[NR_RELEASED];
+static atomic_long_t st_released;	/* RETRY with the fault lock dropped */
 static atomic_long_t st_armed[NR_REASONS][2];	/* [reason][up, down] */
 static atomic_long_t st_refused[2];		/* madvise, khugepaged */
 static atomic_long_t st_unknown_reason;
-static int tp_registered;			/* how many, for unload */
 
 static void probe_fault_released(void *data, struct mm_struct *mm,
 				 unsigned long address,
 				 unsigned int fault_flags,
-				 unsigned long reason, unsigned int ret,
-				 bool lock_dropped)
+				 unsigned long reason)
 {
-	int i = RELEASED_SIGBUS;
-
-	if (ret & (__force unsigned int)VM_FAULT_RETRY)
-		i = lock_dropped ? RELEASED_RETRY_DROPPED : RELEASED_RETRY_KEPT;
-	atomic_long_inc(&st_released[i]);
+	atomic_long_inc(&st_released);
 }
 
 static void probe_shmem_armed(void *data, struct inode *inode,
@@ -893,47 +876,87 @@ static void probe_collapse_refused(void *data, struct mm_struct *mm,
 	atomic_long_inc(&st_refused[is_khugepaged]);
 }
 
-static int stats_register(void)
-{
-	int err;
+/*
+ * The series exports nothing for this module: find its tracepoints among
+ * the kernel's by name and attach with tracepoint_probe_register().  The
+ * check_trace_callback_type_*() calls make the compiler hold each probe to
+ * its event's prototype, as register_trace_*() would.
+ */
+static struct uffd_tp {
+	const char *name;
+	void *probe;
+	struct tracepoint *tp;
+	bool registered;
+} uffd_tps[] = {
+	{ "uffd_fault_released", probe_fault_released },
+	{ "uffd_shmem_armed", probe_shmem_armed },
+	{ "uffd_collapse_refused", probe_collapse_refused },
+};
 
-	err = register_trace_uffd_fault_released(probe_fault_released, NULL);
-	if (err)
-		return err;
-	tp_registered = 1;
-	err = register_trace_uffd_shmem_armed(probe_shmem_armed, NULL);
-	if (err)
-		return err;
-	tp_registered = 2;
-	err = register_trace_uffd_collapse_refused(probe_collapse_refused,
-						   NULL);
-	if (err)
-		return err;
-	tp_registered = 3;
-	return 0;
+static void __maybe_unused uffd_tp_types(void)
+{
+	check_trace_callback_type_uffd_fault_released(probe_fault_released);
+	check_trace_callback_type_uffd_shmem_armed(probe_shmem_armed);
+	check_trace_callback_type_uffd_collapse_refused(probe_collapse_refused);
+}
+
+static void uffd_tp_find(struct tracepoint *tp, void *unused)
+{
+	for (int i = 0; i < ARRAY_SIZE(uffd_tps); i++)
+		if (!strcmp(tp->name, uffd_tps[i].name))
+			uffd_tps[i].tp = tp;
+}
+
+static bool stats_attached(void)
+{
+	for (int i = 0; i < ARRAY_SIZE(uffd_tps); i++)
+		if (!uffd_tps[i].registered)
+			return false;
+	return true;
 }
 
 static void stats_unregister(void)
 {
-	if (tp_registered >= 3)
-		unregister_trace_uffd_collapse_refused(probe_collapse_refused,
-						       NULL);
-	if (tp_registered >= 2)
-		unregister_trace_uffd_shmem_armed(probe_shmem_armed, NULL);
-	if (tp_registered >= 1)
-		unregister_trace_uffd_fault_released(probe_fault_released,
-						     NULL);
-	if (tp_registered)
+	bool any = false;
+
+	for (int i = ARRAY_SIZE(uffd_tps) - 1; i >= 0; i--) {
+		if (!uffd_tps[i].registered)
+			continue;
+		tracepoint_probe_unregister(uffd_tps[i].tp, uffd_tps[i].probe,
+					    NULL);
+		uffd_tps[i].registered = false;
+		any = true;
+	}
+	/* No probe may still run when the module text goes away. */
+	if (any)
 		tracepoint_synchronize_unregister();
-	tp_registered = 0;
+}
+
+static int stats_register(void)
+{
+	int err;
+
+	for_each_kernel_tracepoint(uffd_tp_find, NULL);
+	for (int i = 0; i < ARRAY_SIZE(uffd_tps); i++) {
+		if (!uffd_tps[i].tp) {
+			pr_warn("no tracepoint %s in this kernel\n",
+				uffd_tps[i].name);
+			return -ENOENT;
+		}
+		err = tracepoint_probe_register(uffd_tps[i].tp,
+						uffd_tps[i].probe, NULL);
+		if (err)
+			return err;
+		uffd_tps[i].registered = true;
+	}
+	return 0;
 }
 
 static void stats_reset(void)
 {
 	unsigned int i;
 
-	for (i = 0; i < NR_RELEASED; i++)
-		atomic_long_set(&st_released[i], 0);
+	atomic_long_set(&st_released, 0);
 	for (i = 0; i < NR_REASONS; i++) {
 		atomic_long_set(&st_armed[i][0], 0);
 		atomic_long_set(&st_armed[i][1], 0);
@@ -947,14 +970,13 @@ static int stats_show(struct seq_file *m, void *unused)
 {
 	unsigned int i;
 
-	if (tp_registered != 3) {
+	if (!stats_attached()) {
 		seq_puts(m, "tracepoints not available (registering the probes failed)\n");
 		return 0;
 	}
 	seq_puts(m, "tracepoints available\n");
-	for (i = 0; i < NR_RELEASED; i++)
-		seq_printf(m, "fault_released.%s %ld\n", released_names[i],
-			   atomic_long_read(&st_released[i]));
+	seq_printf(m, "fault_released.retry_lock_dropped %ld\n",
+		   atomic_long_read(&st_released));
 	for (i = 0; i < NR_REASONS; i++)
 		seq_printf(m, "shmem_armed.%s.up %ld\nshmem_armed.%s.down %ld\n",
 			   armed_reasons[i], atomic_long_read(&st_armed[i][0]),

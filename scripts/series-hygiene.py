@@ -14,7 +14,12 @@ for lint-series.sh to number as TAP:
   names what it touches, its author's Signed-off-by, well-formed Fixes:
   tags (12-digit id, quoted subject), and Cc: stable where it carries a
   Fixes: tag (on 6.1.y always: it is a stable tree), unless
-  lint.exceptions says why not.
+  lint.exceptions says why not;
+- a stable backport (a body that opens with "commit <sha> upstream.")
+  names the full 40-digit upstream id, carries a bracketed backport note
+  ("[ ... ]") that says what differs from upstream, then the
+  backporter's Signed-off-by last, and adds no Fixes: tag of its own
+  (it keeps upstream's tags as they were).
 """
 import argparse
 import fnmatch
@@ -29,6 +34,7 @@ PREFIXES = {
     "mm": ["mm/", "include/linux/mm", "include/linux/huge_mm.h", "kernel/fork.c"],
     "mm/khugepaged": ["mm/khugepaged.c", "include/trace/events/huge_memory.h"],
     "mm/shmem": ["mm/shmem.c", "include/linux/shmem_fs.h"],
+    "mm/userfaultfd": ["fs/userfaultfd.c", "mm/userfaultfd.c"],
     "mm/hugetlb": ["mm/hugetlb.c", "include/linux/hugetlb.h"],
     "userfaultfd": ["fs/userfaultfd.c", "mm/userfaultfd.c",
                     "include/linux/userfaultfd_k.h",
@@ -43,6 +49,26 @@ PREFIXES = {
 }
 
 FIXES_RE = re.compile(r'^Fixes: [0-9a-f]{12,40} \("[^"].*"\)$')
+BACKPORT_RE = re.compile(r"^commit ([0-9a-f]+) upstream\.$")
+
+
+def backport_problems(body):
+    """What is wrong with a stable backport's form (stable-kernel-rules)."""
+    lines = body.strip("\n").splitlines()
+    m = BACKPORT_RE.match(lines[0]) if lines else None
+    if not m:
+        return None
+    probs = []
+    if len(m.group(1)) != 40:
+        probs.append(f"'{lines[0]}' must name the full 40-digit upstream id")
+    if not re.search(r"^\[ .*", body, re.M | re.S) or not re.search(r"\]$", body, re.M):
+        probs.append("no bracketed backport note ('[ ... ]') saying what differs from upstream")
+    else:
+        note_end = max(i for i, l in enumerate(lines) if l.rstrip().endswith("]"))
+        after = [l for l in lines[note_end + 1:] if l.strip()]
+        if not after or not all(l.startswith("Signed-off-by: ") for l in after):
+            probs.append("the backporter's Signed-off-by must follow the backport note")
+    return probs
 
 
 def load_exceptions(path, tree):
@@ -178,17 +204,22 @@ def main():
         elif not any(author_name(s) == author_name(frm) for s in sobs):
             probs.append(f"no Signed-off-by from the author '{author_name(frm)}'")
         fixes = [l for l in body.splitlines() if l.lower().startswith("fixes:")]
+        backport = backport_problems(body)
+        if backport is not None:
+            probs += backport
         for l in fixes:
             if not FIXES_RE.match(l):
                 probs.append(f"malformed '{l}' (want: Fixes: <12-digit id> (\"subject\"))")
         stable = re.search(r"^Cc: stable@vger\.kernel\.org", body, re.M)
         if fixes and not stable and not excepted(exc, f, "NO_CC_STABLE"):
             probs.append("Fixes: without Cc: stable@vger.kernel.org")
-        if stable and not fixes and not excepted(exc, f, "STABLE_NO_FIXES"):
+        if stable and not fixes and backport is None and not excepted(exc, f, "STABLE_NO_FIXES"):
             probs.append("Cc: stable without a Fixes: tag")
         if not touched:
             probs.append("touches no file")
         tags = "Fixes+stable" if fixes and stable else ("Fixes" if fixes else "no Fixes")
+        if backport is not None:
+            tags = "stable backport"
         result(f"patch {a.tree}/{k}: subject prefix, Signed-off-by, {tags}: {f}", probs)
 
     print("\n".join(res))

@@ -10,7 +10,8 @@
 #   unpatched and the patched build: compare-warnings.py fails on any
 #   diagnostic the patched tree adds (what the base already gives is known);
 # - the debug module built against the patched kernel with W=1 and sparse:
-#   no diagnostic at all.
+#   no diagnostic at all; and it needs no symbol that only the series
+#   exports (nm -u against the unpatched kernel's Module.symvers).
 # Reads build/obj/TREE-{unpatched,patched}; W=1 builds '.s' targets, so the
 # kernels' objects are not touched. Logs in build/static/TREE/.
 set -eu -o pipefail
@@ -139,6 +140,20 @@ if "${kmake[@]}" -s M="$mod" W=1 C=2 CHECK="$sparse" modules >"$mod/build.log" 2
 	fi
 else
 	tap fail "module $tree: does not build with W=1 C=2" "$(tail -n 5 "$mod/build.log")"
+fi
+
+# The series exports nothing for the module: every symbol the module takes
+# from the kernel is exported by the unpatched kernel already.
+if [ -f "$mod/uffd_debug.ko" ] && [ -f "$uobj/Module.symvers" ]; then
+	mapfile -t extra < <(comm -23 <(nm -u "$mod/uffd_debug.ko" | awk '{print $2}' | sort -u) \
+		<(awk '{print $2}' "$uobj/Module.symvers" | sort -u))
+	if [ ${#extra[@]} -eq 0 ]; then
+		tap ok "module $tree: needs no symbol the unpatched kernel does not export"
+	else
+		tap fail "module $tree: needs symbols only the series exports" "${extra[@]}"
+	fi
+else
+	tap fail "module $tree: no uffd_debug.ko or no $uobj/Module.symvers to compare"
 fi
 timer_end "static-module-$tree"
 

@@ -450,8 +450,7 @@ static int case_stats(const struct mem_type *unused)
 		"shmem_armed.register.up", "shmem_armed.split.up",
 		"shmem_armed.unmap.down", "shmem_armed.unregister.down",
 		"shmem_armed.release.down", "collapse_refused.madvise",
-		"fault_released.retry_lock_dropped", "fault_released.retry_lock_kept",
-		"fault_released.sigbus", "shmem_armed.unknown_reason",
+		"fault_released.retry_lock_dropped", "shmem_armed.unknown_reason",
 	};
 	long want[ARRAY_SIZE(keys)] = { 0 };
 	char *text, *area;

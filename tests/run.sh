@@ -163,19 +163,28 @@ plots_drawn() {
 expect "bench-report.py draws its plots" 0 "^3 plots drawn$" \
 	plots_drawn unpatched=$B/unpatched-1.log patched=$B/patched-1.log
 
-# series-hygiene.py on the mainline series as it is, then broken copies.
+# series-hygiene.py on the series as they are, then broken copies.
+# hyg DIR [TREE]: the checks of DIR as a copy of patches/TREE (mainline).
 hyg() {
-	python3 scripts/series-hygiene.py "$1" --tree mainline --exceptions patches/lint.exceptions \
-		--base-commit "$(sed -n 's/^base-commit: //p' patches/mainline/0000-cover-letter.patch)" \
-		--package "$(sed -n 's/^package=//p' patches/mainline/base)" \
-		--version "$(sed -n 's/^version=//p' patches/mainline/base)"
+	local t=${2:-mainline}
+	python3 scripts/series-hygiene.py "$1" --tree "$t" --exceptions patches/lint.exceptions \
+		--base-commit "$(sed -n 's/^base-commit: //p' "patches/$t/0000-cover-letter.patch")" \
+		--package "$(sed -n 's/^package=//p' "patches/$t/base")" \
+		--version "$(sed -n 's/^version=//p' "patches/$t/base")"
 }
-# hyg_fails DIR: print the failures; exit 1 if any, else say all passed.
+# hyg_fails DIR [TREE]: print the failures; exit 1 if any, else say all passed.
 hyg_fails() {
-	hyg "$1" >"$tmp/hyg"
+	hyg "$@" >"$tmp/hyg"
 	grep "^not ok" "$tmp/hyg" && return 1
 	echo "all $(wc -l <"$tmp/hyg") checks pass"
 }
+expect "series-hygiene.py passes the 6.1 series" 0 "^all [0-9]+ checks pass" hyg_fails patches/6.1 6.1
+# 6.1's patch 1 is a stable backport: its form is checked as stable's.
+sp61() { rm -rf "$tmp/s" && cp -r patches/6.1 "$tmp/s"; }
+sp61; sed -i 's/^commit fe4cdc2c4e248f48de23bc778870fd71e772a274 upstream\./commit fe4cdc2c4e24 upstream./' "$tmp/s"/0001-*.patch
+expect "series-hygiene.py: a backport naming a short upstream id" 1 "6.1/1.*full 40-digit" hyg_fails "$tmp/s" 6.1
+sp61; sed -i '/^\[ 6\.1 has/,/\]$/d' "$tmp/s"/0001-*.patch
+expect "series-hygiene.py: a backport without its note" 1 "6.1/1.*no bracketed backport note" hyg_fails "$tmp/s" 6.1
 expect "series-hygiene.py passes the mainline series" 0 "^all [0-9]+ checks pass" hyg_fails patches/mainline
 sp() { rm -rf "$tmp/s" && cp -r patches/mainline "$tmp/s"; }
 sp; sed -i '/^Signed-off-by:/d' "$tmp/s"/0003-*.patch
@@ -186,7 +195,7 @@ sp; sed -i '/^base-commit:/d' "$tmp/s/0000-cover-letter.patch"
 expect "series-hygiene.py: a cover letter without base-commit" 1 "base-commit missing" hyg_fails "$tmp/s"
 sp; sed -i 's/^Fixes: ac492b9c70ca/Fixes: ac492b9/' "$tmp/s"/0001-*.patch
 expect "series-hygiene.py: a short Fixes: id" 1 "malformed 'Fixes: ac492b9 " hyg_fails "$tmp/s"
-sp; sed -i 's/^Subject: \[PATCH 2\/6\] mm\/shmem:/Subject: [PATCH 2\/6] mm\/hugetlb:/' "$tmp/s"/0002-*.patch
+sp; sed -i 's/^Subject: \[PATCH 2\/\([0-9]*\)\] mm\/shmem:/Subject: [PATCH 2\/\1] mm\/hugetlb:/' "$tmp/s"/0002-*.patch
 expect "series-hygiene.py: a prefix that names nothing touched" 1 "prefix 'mm/hugetlb' names nothing" hyg_fails "$tmp/s"
 
 # A cached tarball whose checksum differs from the recorded one is refused.

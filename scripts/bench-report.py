@@ -32,6 +32,9 @@ UPKEEP = ["register", "mprotect", "fork", "munmap"]
 GUP = [0, 1, 4, 16]
 GUARD = [1, 16, 256, 1024, 4096]
 FAULT_GOAL, UPKEEP_GOAL = 0.99, 0.98
+# The count's upkeep measured within a boot (MISSING vs MINOR), not moved
+# by the boots' speeds: held to the fault path's goal.
+PAIR_GOAL = 0.99
 P99_GOAL_MS, GUARD_GOAL = 5.0, 10.0
 # The selftest's rule for "flat" (uffd-collapse-guard.c)
 FLAT_FACTOR, FLAT_SLACK_US = 2, 100
@@ -180,18 +183,17 @@ def main():
         w("")
         return rows
 
-    def pair_table():
-        key = "upkeep.register_pair"
-        w("## Counter upkeep within one boot: register + unregister, MISSING vs MINOR\n")
+    def pair_table(key, what, unit, est_key):
+        w(f"## Counter upkeep within one boot: {what}, MISSING vs MINOR\n")
         have = [kern for kern in ("unpatched", "patched") if k[kern].values(key, "rel")]
         if not have:
             w("Not in these consoles (a uffd-bench without the case).\n")
             return []
-        w("The same UFFDIO_REGISTER + UNREGISTER pairs on one shmem range, MISSING and MINOR "
-          "rounds interleaved in one process: only MISSING arms the range, so only it updates "
+        w(f"The same {what} on one shmem range, in MISSING and in MINOR mode, in blocks "
+          "interleaved in one process: only MISSING arms the range, so only it updates "
           "the count. Their difference within a boot is not moved by how fast that boot ran. "
           "Per boot, the median over rounds; here the median over boots (least..most).\n")
-        w("| kernel | MISSING us/pair | MINOR us/pair | MISSING - MINOR us | MINOR/MISSING |")
+        w(f"| kernel | MISSING us/{unit} | MINOR us/{unit} | MISSING - MINOR us | MINOR/MISSING |")
         w("|---|---:|---:|---:|---:|")
         for kern in ("unpatched", "patched"):
             kk = k[kern]
@@ -208,13 +210,12 @@ def main():
             return []
         cost = p.median(key, "extra_us") - u.median(key, "extra_us")
         est = p.median(key, "rel") / u.median(key, "rel")
-        w(f"- the count per register + unregister pair (patched's MISSING - MINOR less "
-          f"unpatched's): {cost:+.3f} us")
-        w(f"- upkeep.register patched/unpatched estimated within boots (patched's MINOR/MISSING "
-          f"over unpatched's): {est:.3f} (goal >= {UPKEEP_GOAL}): "
-          f"{verdict(est >= UPKEEP_GOAL)}")
+        w(f"- the count per {unit} (patched's MISSING - MINOR less unpatched's): {cost:+.3f} us")
+        w(f"- {est_key} patched/unpatched estimated within boots (patched's MINOR/MISSING "
+          f"over unpatched's): {est:.3f} (goal >= {PAIR_GOAL}): "
+          f"{verdict(est >= PAIR_GOAL)}")
         w("")
-        return [("upkeep.register (in boot)", est)]
+        return [(f"{est_key} (in boot)", est)]
 
     fault_rows = rate_table("Fault resolution throughput (FAULTERS=2 threads, one monitor, "
                             "UFFDIO_COPY)", [f"fault.{t}" for t in FAULT], "faults_per_s",
@@ -223,7 +224,10 @@ def main():
                              [f"upkeep.{o}" for o in UPKEEP], "ops_per_s", UPKEEP_GOAL,
                              "ops/s")
 
-    pair_rows = pair_table()
+    pair_rows = pair_table("upkeep.register_pair", "register + unregister pairs", "pair",
+                           "upkeep.register")
+    pair_rows += pair_table("upkeep.mprotect_pair", "mprotect() split + merge of an armed VMA",
+                            "split+merge", "upkeep.mprotect")
 
     w("## Release under GUP: close(uffd) with faults of proc_read GUP threads waiting in it, "
       "anon\n")

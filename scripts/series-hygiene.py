@@ -18,8 +18,8 @@ for lint-series.sh to number as TAP:
 - a stable backport (a body that opens with "commit <sha> upstream.")
   names the full 40-digit upstream id, carries a bracketed backport note
   ("[ ... ]") that says what differs from upstream, then the
-  backporter's Signed-off-by last, and adds no Fixes: tag of its own
-  (it keeps upstream's tags as they were).
+  backporter's Signed-off-by last; it keeps upstream's tags as they
+  were, so it needs no Fixes: tag for its Cc: stable.
 """
 import argparse
 import fnmatch

@@ -6,7 +6,7 @@
  * userfaultfd keeps private into uffd_layout.h:
  *
  *   UFFD_DEBUG_HAVE_TRACEPOINTS   the series' userfaultfd tracepoints
- *   UFFD_DEBUG_HAVE_ARMED_COUNT   the series' per-shmem-inode counter
+ *   UFFD_DEBUG_HAVE_MISSING_COUNT   the series' per-shmem-inode counter
  *   UFFD_DEBUG_GUP_VMAS_ARG       get_user_pages_remote() still takes the
  *                                 vmas array (before 6.5)
  */
@@ -38,16 +38,16 @@ static inline long uffd_debug_gup_remote(struct mm_struct *mm,
 #endif
 }
 
-#ifdef UFFD_DEBUG_HAVE_ARMED_COUNT
-static inline bool uffd_debug_armed_count(struct inode *inode,
-					  unsigned int *count)
+#ifdef UFFD_DEBUG_HAVE_MISSING_COUNT
+static inline bool uffd_debug_missing_count(struct inode *inode,
+					    unsigned int *count)
 {
-	*count = shmem_uffd_armed(inode);
+	*count = shmem_nr_uffd_missing(inode);
 	return true;
 }
 #else
-static inline bool uffd_debug_armed_count(struct inode *inode,
-					  unsigned int *count)
+static inline bool uffd_debug_missing_count(struct inode *inode,
+					    unsigned int *count)
 {
 	return false;
 }

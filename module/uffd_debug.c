@@ -695,7 +695,7 @@ static void audit_once(struct seq_file *m, struct inode *inode,
 		show_modes(m, flags);
 		seq_putc(m, '\n');
 	}
-	a->have_count = uffd_debug_armed_count(inode, &a->count);
+	a->have_count = uffd_debug_missing_count(inode, &a->count);
 	i_mmap_unlock_read(mapping);
 	if (list && a->mappings > AUDIT_LIST_MAX)
 		seq_printf(m, "vma ... %u more\n", a->mappings - AUDIT_LIST_MAX);
@@ -733,14 +733,14 @@ static int shmem_show(struct seq_file *m, void *unused)
 	}
 	seq_printf(m, "mappings %u\narmed_vmas %u\n", a.mappings, a.armed);
 	if (!a.have_count) {
-		seq_puts(m, "uffd_armed not available (kernel without the uffd-armed counter)\n");
+		seq_puts(m, "nr_uffd_missing not available (kernel without the uffd-missing count)\n");
 		seq_puts(m, "audit not available\n");
 	} else {
-		seq_printf(m, "uffd_armed %u\n", a.count);
+		seq_printf(m, "nr_uffd_missing %u\n", a.count);
 		if (a.count == a.armed)
 			seq_printf(m, "audit match (%u)\n", a.count);
 		else
-			seq_printf(m, "audit MISMATCH uffd_armed %u armed_vmas %u (%d tries)\n",
+			seq_printf(m, "audit MISMATCH nr_uffd_missing %u armed_vmas %u (%d tries)\n",
 				   a.count, a.armed, tries);
 	}
 	audit_once(m, inode, &a, true);
@@ -828,19 +828,19 @@ static const struct file_operations shmem_fops = {
 /* ---- stats from the series' tracepoints ----------------------------- */
 
 #ifdef UFFD_DEBUG_HAVE_TRACEPOINTS
-/* Mirrors enum uffd_armed_reason (include/linux/userfaultfd_k.h). */
+/* Mirrors enum uffd_missing_reason (include/linux/userfaultfd_k.h). */
 static const char *const armed_reasons[] = {
-	[UFFD_ARMED_REGISTER]	= "register",
-	[UFFD_ARMED_UNREGISTER]	= "unregister",
-	[UFFD_ARMED_RELEASE]	= "release",
-	[UFFD_ARMED_FORK]	= "fork",
-	[UFFD_ARMED_FORK_DROP]	= "fork_drop",
-	[UFFD_ARMED_REMAP_DROP]	= "remap_drop",
-	[UFFD_ARMED_SPLIT]	= "split",
-	[UFFD_ARMED_COPY]	= "copy",
-	[UFFD_ARMED_MERGE]	= "merge",
-	[UFFD_ARMED_UNMAP]	= "unmap",
-	[UFFD_ARMED_UNDO]	= "undo",
+	[UFFD_MISSING_REGISTER] = "register",
+	[UFFD_MISSING_UNREGISTER] = "unregister",
+	[UFFD_MISSING_RELEASE] = "release",
+	[UFFD_MISSING_FORK] = "fork",
+	[UFFD_MISSING_FORK_DROP] = "fork_drop",
+	[UFFD_MISSING_REMAP_DROP] = "remap_drop",
+	[UFFD_MISSING_SPLIT] = "split",
+	[UFFD_MISSING_COPY] = "copy",
+	[UFFD_MISSING_MERGE] = "merge",
+	[UFFD_MISSING_UNMAP] = "unmap",
+	[UFFD_MISSING_UNDO] = "undo",
 };
 
 #define NR_REASONS ARRAY_SIZE(armed_reasons)
@@ -858,8 +858,8 @@ static void probe_fault_released(void *data, struct mm_struct *mm,
 	atomic_long_inc(&st_released);
 }
 
-static void probe_shmem_armed(void *data, struct inode *inode,
-			      unsigned int old, unsigned int new, int reason)
+static void probe_shmem_missing(void *data, struct inode *inode,
+				unsigned int old, unsigned int new, int reason)
 {
 	if (reason < 0 || reason >= NR_REASONS) {
 		atomic_long_inc(&st_unknown_reason);
@@ -889,14 +889,14 @@ static struct uffd_tp {
 	bool registered;
 } uffd_tps[] = {
 	{ "uffd_fault_released", probe_fault_released },
-	{ "uffd_shmem_armed", probe_shmem_armed },
+	{ "uffd_shmem_missing", probe_shmem_missing },
 	{ "uffd_collapse_refused", probe_collapse_refused },
 };
 
 static void __maybe_unused uffd_tp_types(void)
 {
 	check_trace_callback_type_uffd_fault_released(probe_fault_released);
-	check_trace_callback_type_uffd_shmem_armed(probe_shmem_armed);
+	check_trace_callback_type_uffd_shmem_missing(probe_shmem_missing);
 	check_trace_callback_type_uffd_collapse_refused(probe_collapse_refused);
 }
 
@@ -978,10 +978,10 @@ static int stats_show(struct seq_file *m, void *unused)
 	seq_printf(m, "fault_released.retry_lock_dropped %ld\n",
 		   atomic_long_read(&st_released));
 	for (i = 0; i < NR_REASONS; i++)
-		seq_printf(m, "shmem_armed.%s.up %ld\nshmem_armed.%s.down %ld\n",
+		seq_printf(m, "shmem_missing.%s.up %ld\nshmem_missing.%s.down %ld\n",
 			   armed_reasons[i], atomic_long_read(&st_armed[i][0]),
 			   armed_reasons[i], atomic_long_read(&st_armed[i][1]));
-	seq_printf(m, "shmem_armed.unknown_reason %ld\n",
+	seq_printf(m, "shmem_missing.unknown_reason %ld\n",
 		   atomic_long_read(&st_unknown_reason));
 	seq_printf(m, "collapse_refused.madvise %ld\ncollapse_refused.khugepaged %ld\n",
 		   atomic_long_read(&st_refused[0]),

@@ -757,12 +757,12 @@ static bool audit_files(struct audit_totals *at, const char *when, bool final)
 		at->audits++;
 		text_number(text, "mappings", &mappings);
 		text_number(text, "armed_vmas", &armed);
-		text_number(text, "uffd_armed", &count);
+		text_number(text, "nr_uffd_missing", &count);
 		have = !strstr(text, "\naudit not available");
 		zero = !mappings && !armed && (!have || !count);
 		/* Without the counter only the final recount can be judged. */
 		if ((have && !strstr(text, "\naudit match (")) || (final && !zero)) {
-			diag("%s: file %d: mappings %ld armed_vmas %ld uffd_armed %ld:\n%s",
+			diag("%s: file %d: mappings %ld armed_vmas %ld nr_uffd_missing %ld:\n%s",
 			     when, f, mappings, armed, count, text);
 			at->mismatches++;
 			ok = false;

@@ -290,12 +290,12 @@ static bool read_audit(struct audit *a)
 	a->text = uffd_debug_read("shmem");
 	if (!a->text)
 		return false;
-	a->have_counter = !strstr(a->text, "uffd_armed not available");
+	a->have_counter = !strstr(a->text, "nr_uffd_missing not available");
 	a->match = strstr(a->text, "\naudit match (");
 	if (!text_number(a->text, "mappings", &a->mappings) ||
 	    !text_number(a->text, "armed_vmas", &a->armed))
 		return false;
-	return !a->have_counter || text_number(a->text, "uffd_armed", &a->counter);
+	return !a->have_counter || text_number(a->text, "nr_uffd_missing", &a->counter);
 }
 
 /* Check the audit at one step; @counter: the counter must agree too. */
@@ -312,7 +312,7 @@ static bool audit_is(struct audit *a, const char *step, long mappings,
 		return false;
 	}
 	if (counter && (!a->have_counter || a->counter != armed || !a->match)) {
-		diag("%s: want uffd_armed %ld and audit match:\n%s", step, armed, a->text);
+		diag("%s: want nr_uffd_missing %ld and audit match:\n%s", step, armed, a->text);
 		return false;
 	}
 	return true;
@@ -336,7 +336,7 @@ static int shmem_audit(bool counter)
 		close(memfd);
 		if (!a.have_counter) {
 			diag("this kernel has no uffd-armed counter: %s",
-			     strstr(a.text, "uffd_armed"));
+			     strstr(a.text, "nr_uffd_missing"));
 			return CASE_SKIP;
 		}
 	}
@@ -447,10 +447,10 @@ static bool stats_are(const char *step, const char *const *keys,
 static int case_stats(const struct mem_type *unused)
 {
 	static const char *const keys[] = {
-		"shmem_armed.register.up", "shmem_armed.split.up",
-		"shmem_armed.unmap.down", "shmem_armed.unregister.down",
-		"shmem_armed.release.down", "collapse_refused.madvise",
-		"fault_released.retry_lock_dropped", "shmem_armed.unknown_reason",
+		"shmem_missing.register.up", "shmem_missing.split.up",
+		"shmem_missing.unmap.down", "shmem_missing.unregister.down",
+		"shmem_missing.release.down", "collapse_refused.madvise",
+		"fault_released.retry_lock_dropped", "shmem_missing.unknown_reason",
 	};
 	long want[ARRAY_SIZE(keys)] = { 0 };
 	char *text, *area;

@@ -9,7 +9,7 @@
  *	range once, a monitor thread resolves each fault with UFFDIO_COPY.
  *	Faults per second; the range is zapped between rounds.
  *  upkeep.{register,mprotect,fork,munmap}
- *	what the per-inode uffd-armed count adds to the operations that
+ *	what the per-inode uffd-missing count adds to the operations that
  *	change it, on MISSING-armed shmem VMAs: UFFDIO_REGISTER +
  *	UFFDIO_UNREGISTER pairs; mprotect() splitting an armed VMA in three
  *	and merging it back; fork() of a process with ARMED_VMAS armed VMAs
@@ -363,7 +363,7 @@ typedef double (*mode_op)(int ops, int memfd, int uffd, __u64 mode);
 /*
  * The same operations in MISSING and in MINOR mode, in blocks of
  * PAIR_BLOCK that alternate in one process: only MISSING arms the range,
- * so only it updates the uffd-armed count. MINOR runs the same path but
+ * so only it updates the uffd-missing count. MINOR runs the same path but
  * for what both kernels do for MISSING alone (unregister's wakeup of
  * MISSING waiters, an empty waitqueue here): compare the kernels' MISSING
  * - MINOR, not MISSING - MINOR alone.

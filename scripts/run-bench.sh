@@ -20,7 +20,7 @@
 # Documentation/perf/TREE-aa.md: the A/A control, what the bench reads
 # as a difference between two boots of one kernel.
 #
-# BENCH_COUNT_OFF=1 measures the uffd-armed count's own cost: the patched
+# BENCH_COUNT_OFF=1 measures the uffd-missing count's own cost: the patched
 # kernel plus bench/experiments/TREE-count-off.patch (a uffd_count_off
 # boot parameter that skips the count's upkeep), booted with it (the
 # "unpatched" slot) and without (the "patched" slot): one image, so the

@@ -65,6 +65,7 @@ gates:
 	$(S)/bisect-build.sh $(TREE)
 	$(S)/lint-series.sh $(TREE)
 	$(S)/static-check.sh $(TREE)
+	$(S)/newest-base.sh $(TREE)
 
 check:
 	$(S)/check.sh

@@ -194,11 +194,25 @@ archive_uri() {
 	done | head -n 1
 }
 
+# The suites of the machine's Debian archive that fetch-tree.sh searches
+# for a tree's package beyond the machine's own apt sources, by the aliases
+# that move from release to release but never vanish: a recorded version
+# is found wherever the archive moved it (experimental to unstable, a
+# release to stable-backports).
+# shellcheck disable=SC2034 # used by the scripts that source this
+ARCHIVE_SUITES="experimental unstable testing stable-backports stable oldstable-backports oldstable"
+
 # private_apt SUITE deb|deb-src: set the array apt_opts to an apt
 # configuration that sees SUITE of the machine's own Debian archive, with its
 # sources list and index under the cache (refreshed at most once an hour),
 # so that the machine's apt configuration is never edited.
 private_apt() {
+	private_apt_try "$@" || die "apt-get update of suite '$1' failed (see $CACHE/apt/$1*/update.log)"
+}
+
+# private_apt_try SUITE deb|deb-src: private_apt, returning non-zero
+# instead of dying when the suite's index cannot be fetched.
+private_apt_try() {
 	local suite=$1 type=$2 uri aptdir
 	uri=$(archive_uri)
 	[ -n "$uri" ] || die "no Debian archive URI found in the machine's apt sources"
@@ -210,10 +224,11 @@ private_apt() {
 		-o "Dir::Etc::SourceParts=$aptdir/parts"
 		-o "Dir::State::Lists=$aptdir/lists"
 		-o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=")
-	if [ -z "$(find "$aptdir/lists" -maxdepth 1 -name '*_main_*' -mmin -60 2>/dev/null)" ]; then
+	# A stamp of our own: apt dates the lists by the archive's files.
+	if [ -z "$(find "$aptdir/updated" -mmin -60 2>/dev/null)" ]; then
 		log "updating the private apt index for suite '$suite' ($type)"
-		apt-get -q "${apt_opts[@]}" update >"$aptdir/update.log" 2>&1 ||
-			die "apt-get update of suite '$suite' failed (see $aptdir/update.log)"
+		apt-get -q "${apt_opts[@]}" update >"$aptdir/update.log" 2>&1 || return 1
+		touch "$aptdir/updated"
 	fi
 }
 

@@ -223,9 +223,23 @@ sed -e 's/^version=.*/version=6.1.0-0/' patches/6.1/base >"$tmp/pp/6.1/base"
 expect "fetch-tree.sh warns loudly when the archive moved on" 0 \
 	"WARNING: linux-source-6.1 6.1.0-0 \(recorded in patches/6.1/base\)" \
 	env UFFD_PATCHES="$tmp/pp" UFFD_BUILD="$tmp/build" scripts/fetch-tree.sh 6.1
+# The recorded version is looked for beyond the suite the base names first.
+mkdir -p "$tmp/pp/mainline"
+sed -e 's/^extra_suite=.*/extra_suite=oldstable/' patches/mainline/base >"$tmp/pp/mainline/base"
+expect "fetch-tree.sh finds the recorded version in another suite" 0 \
+	"no longer in suite 'oldstable', where patches/mainline/base looks first; found in suite|WARNING: .* is in none of the suites searched" \
+	env UFFD_PATCHES="$tmp/pp" UFFD_BUILD="$tmp/build" scripts/fetch-tree.sh mainline
+# A series that does not apply to the newest release of its line is a
+# TODO of the newest-base gate, not a failure: a context line no release has.
+cp -r patches/mainline/. "$tmp/pp/mainline/"
+p1=$tmp/pp/mainline/$(sed -e 's/#.*//' patches/mainline/series | awk 'NF { print $1; exit }')
+awk '/^@@ / { h = 1 } h == 1 && /^ / { $0 = $0 "XXX-in-no-release"; h = 2 } 1' "$p1" >"$tmp/p1" && mv "$tmp/p1" "$p1"
+expect "newest-base.sh reports a series off the newest release as TODO" 0 \
+	"^not ok 1 - mainline: the series applies with git am to the newest release of its line # TODO .*does not apply|# SKIP .* is the recorded base" \
+	env UFFD_PATCHES="$tmp/pp" UFFD_BUILD="$tmp/build" scripts/newest-base.sh mainline
 sed -e 's/^package=.*/package=linux-source-0.0/' patches/6.1/base >"$tmp/pp/6.1/base"
 expect "fetch-tree.sh names a package the archive lacks" 1 \
-	"error: package 'linux-source-0.0' not found in the archive" \
+	"error: package 'linux-source-0.0' not found in the archive \(searched: own experimental " \
 	env UFFD_PATCHES="$tmp/pp" UFFD_BUILD="$tmp/build" scripts/fetch-tree.sh 6.1
 
 # A missing tool is named, with the way to get it.

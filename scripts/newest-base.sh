@@ -81,7 +81,7 @@ cp -a "$sub/." "$repo/"
 if out=$("$TOP/scripts/apply-series.sh" "$repo" "$pdir" 2>&1); then
 	tap ok "$name" "$release; recorded base $rec_version; $(echo "$files" | wc -l) files changed by the series"
 else
-	reason=$(echo "$out" | grep -m1 'error:' | sed "s/^[^:]*: error: //")
+	reason=$(echo "$out" | grep -m1 'error:' | sed "s/^[^:]*: error: //" || true)
 	cat >&2 <<-WARN
 	$me: ###############################################################
 	$me: WARNING: the $tree series does not apply to $package $version,

@@ -232,6 +232,31 @@ private_apt_try() {
 	fi
 }
 
+# bench_git_identity: export the fixed author and committer the bench's
+# git commits and 'git am' use, so that they work on a machine without a
+# git identity and give the same commits everywhere.
+bench_git_identity() {
+	export GIT_AUTHOR_NAME="uffd-robust bench" GIT_AUTHOR_EMAIL="bench@uffd-robust.invalid"
+	export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+}
+
+# git_base_commit DIR MESSAGE: make the files in DIR one commit, dated
+# 2000-01-01, tagged 'base' (what apply-series.sh applies a series to).
+# Debian's tarball carries a .gitignore that ignores every top-level path
+# (a packaging rule): the add is forced.
+git_base_commit() {
+	(
+		bench_git_identity
+		cd "$1" || exit 1
+		git init -q -b base-branch
+		git config gc.auto 0
+		git add -f -A .
+		GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \
+			git commit -q -m "$2"
+		git tag base
+	)
+}
+
 # kmake_init SRC OBJ: set the array kmake to the bench's make command for
 # the kernel in SRC built in OBJ (ccache when present, fixed build
 # identity), so that every script builds the same objects the same way.

@@ -69,15 +69,10 @@ fi
 repo=$(mktemp -d)
 trap 'rm -rf "$repo"' EXIT
 cp -a "$sub/." "$repo/"
-(
-	cd "$repo"
-	export GIT_AUTHOR_NAME="uffd-robust bench" GIT_AUTHOR_EMAIL="bench@uffd-robust.invalid"
-	export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
-	git init -q -b base-branch
-	git add -f -A .
-	git commit -q -m "$package $version: the files the series changes"
-	git tag base
-)
+git_base_commit "$repo" "$package $version: the files the series changes" ||
+	die "cannot make the base commit of $package $version"
+# git am commits: the bench's identity, whatever the machine's git knows.
+bench_git_identity
 if out=$("$TOP/scripts/apply-series.sh" "$repo" "$pdir" 2>&1); then
 	tap ok "$name" "$release; recorded base $rec_version; $(echo "$files" | wc -l) files changed by the series"
 else

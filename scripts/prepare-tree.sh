@@ -35,8 +35,7 @@ pdir=$(variant_patches "$tree" "$variant")
 need_tool git tar xz
 
 # Fixed identities and dates keep the base commit the same on every machine.
-export GIT_AUTHOR_NAME="uffd-robust bench" GIT_AUTHOR_EMAIL="bench@uffd-robust.invalid"
-export GIT_COMMITTER_NAME="$GIT_AUTHOR_NAME" GIT_COMMITTER_EMAIL="$GIT_AUTHOR_EMAIL"
+bench_git_identity
 
 "$TOP/scripts/fetch-tree.sh" "$tree" >/dev/null
 # The fetched base, as fetch-tree.sh recorded it.
@@ -56,18 +55,9 @@ if [ ! -f "$src/.git/uffd-base" ] || [ "$(cat "$src/.git/uffd-base")" != "$stamp
 	tmp=$(mktemp -d "$BUILD/src/.$tree-unpacking.XXXXXX")
 	trap 'rm -rf "$tmp"' EXIT
 	tar -xf "$tarball" -C "$tmp" --strip-components=1
-	(
-		cd "$tmp"
-		git init -q -b base-branch
-		git config gc.auto 0
-		# Debian's tarball carries a .gitignore that ignores every
-		# top-level path (a packaging rule): force the add.
-		git add -f -A .
-		GIT_AUTHOR_DATE="2000-01-01T00:00:00Z" GIT_COMMITTER_DATE="2000-01-01T00:00:00Z" \
-			git commit -q -m "$package $version (pristine, tarball sha256 $tarball_sha256)"
-		git tag base
-		echo "$stamp" >.git/uffd-base
-	)
+	git_base_commit "$tmp" "$package $version (pristine, tarball sha256 $tarball_sha256)" ||
+		die "cannot make the base commit of $package $version"
+	echo "$stamp" >"$tmp/.git/uffd-base"
 	mv "$tmp" "$src"
 	trap - EXIT
 	timer_end "prepare-unpack-$tree"

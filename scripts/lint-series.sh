@@ -87,7 +87,7 @@ while read -r p; do
 	checkpatch_one "$p" "$pdir/$p"
 done < <(series_list "$pdir")
 added=()
-for f in "$TOP"/module/*.[ch] "$TOP"/selftests/*.[ch]; do
+for f in "$TOP"/module/*.[ch] "$TOP"/module/tests/*.[ch] "$TOP"/selftests/*.[ch]; do
 	checkpatch_one "${f#"$TOP"/}" -f "$f"
 done
 

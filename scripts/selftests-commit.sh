@@ -32,9 +32,12 @@ if [ "$(git -C "$repo" log -1 --format=%s)" = "$subject" ]; then
 	git -C "$repo" reset -q --hard HEAD~1
 fi
 
-# The uffd-* tests; kmemleak-scan is the bench's check of a whole run.
-mapfile -t tests < <(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$TOP/selftests/tests.list" |
-	awk '$1 ~ /^uffd-/ {print $1}')
+# The uffd-* tests of selftests/; kmemleak-scan is the bench's check of a
+# whole run.
+tests=()
+while read -r name _; do
+	[[ $name == uffd-* && -f $TOP/selftests/$name.c ]] && tests+=("$name")
+done < <(list_entries "$TOP/selftests/tests.list")
 common=(uffd-race-common.c uffd-race-common.h)
 for f in "${tests[@]/%/.c}" "${common[@]}"; do
 	[ -f "$TOP/selftests/$f" ] || die "selftests/$f is missing"

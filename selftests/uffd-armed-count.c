@@ -4,7 +4,7 @@
  * MISSING must follow every VMA lifecycle operation, exactly.
  *
  * Collapse refuses to fill the holes of a file while any VMA maps it with
- * VM_UFFD_MISSING (seed 004). That decision is the observable form of the
+ * VM_UFFD_MISSING. That decision is the observable form of the
  * file's uffd-armed state, so each case drives the VMAs of a fresh 2 MiB
  * memfd with holes at its odd pages through one lifecycle operation and
  * probes the state from a separate process that maps the file without
@@ -23,8 +23,8 @@
  * closed, the fork event never read because the uffd was closed while fork
  * waited), exit of the arming process, and a MAP_PRIVATE mapping.
  *
- * Whether the count can underflow is the kernel's to report (a WARN): the
- * bench fails a run on any.
+ * Whether the count can underflow is the kernel's to report (a WARN);
+ * check the kernel log after a run.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -167,7 +167,7 @@ static int expect_unarmed(const char *when)
 
 static int open_uffd(__u64 features)
 {
-	int uffd = uffd_open_api(features, NULL);
+	int uffd = uffd_race_open_api(features, NULL);
 
 	if (uffd < 0)
 		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
@@ -336,7 +336,7 @@ static void *monitor_fn(void *arg)
 	struct uffd_msg msg;
 
 	while (!atomic_load(&m->stop)) {
-		int r = uffd_read_msg(m->uffd, &msg, 50);
+		int r = uffd_race_read_msg(m->uffd, &msg, 50);
 
 		if (r < 0)
 			break;

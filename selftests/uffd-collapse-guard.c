@@ -33,10 +33,10 @@
  * register in fetch arguments; skips without them. -r ROUNDS (default 2)
  * collapses per N, each judged by its largest count.
  *
- * With -b (make bench) it judges nothing: it measures the unarmed file at
+ * With -b it judges nothing: it measures the unarmed file at
  * each N of -n (default 1,16,256,1024,4096) with the irqsoff tracer and
  * prints one "bench:" line per N with the median interrupts-off time and
- * the least wall time (make bench gives -r 9).
+ * the least wall time (-r 9 gives a steady figure).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -151,7 +151,7 @@ static const char *find_tracefs(void)
 	return tracing ? NULL : "no tracefs";
 }
 
-/* Select the irqsoff tracer (make bench); a reason when it cannot. */
+/* Select the irqsoff tracer (-b); a reason when it cannot. */
 static const char *setup_irqsoff(void)
 {
 	char buf[4096];
@@ -272,8 +272,8 @@ static long probe_count(const char *inst)
 }
 
 /*
- * The longest interrupts-off section since the last reset, in us (make
- * bench), and whether it started and ended in collapse_file().
+ * The longest interrupts-off section since the last reset, in us (-b),
+ * and whether it started and ended in collapse_file().
  */
 static long max_irqsoff(bool *in_collapse)
 {
@@ -367,7 +367,7 @@ static const char *probe_counts(long *c)
 struct reading {
 	long irqsoff;	/* the largest count of visits with interrupts off */
 	long visits;	/* the least count of all visits (the control) */
-	long irqsoff_us; /* make bench: median of the longest sections */
+	long irqsoff_us; /* -b: median of the longest sections */
 	long wall_us;	/* least wall time of MADV_COLLAPSE */
 };
 
@@ -404,7 +404,7 @@ static int measure(int n, bool armed, struct reading *out)
 		}
 	if (armed) {
 		next = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 2 * HPAGE);
-		uffd = uffd_open_api(0, NULL);
+		uffd = uffd_race_open_api(0, NULL);
 		if (next == MAP_FAILED || uffd < 0 ||
 		    uffd_register_mode(uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
 			diag("arming the third 2 MiB: %s", strerror(errno));

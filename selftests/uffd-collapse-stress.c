@@ -165,7 +165,7 @@ static void *dropper(void *arg)
 static void *armer(void *arg)
 {
 	unsigned int seed = (uintptr_t)arg;
-	int uffd = uffd_open_api(0, NULL);
+	int uffd = uffd_race_open_api(0, NULL);
 	char *m = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	struct uffdio_range r = { .start = (unsigned long)m, .len = FILE_SIZE };
 

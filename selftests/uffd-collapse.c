@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * uffd-collapse: collapsing shmem into a huge page must not fill the holes
- * of a range some VMA has armed with userfaultfd MISSING (seed 004).
+ * of a range some VMA has armed with userfaultfd MISSING.
  *
  * A 2 MiB memfd is mapped 2 MiB-aligned, its even pages written and its
  * odd pages left as holes, and the mapping is armed MISSING. Then:
@@ -127,7 +127,7 @@ static int make_file(struct range *r)
 static int arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mode)
 {
 	if (r->uffd < 0)
-		r->uffd = uffd_open_api(features, NULL);
+		r->uffd = uffd_race_open_api(features, NULL);
 	if (r->uffd < 0) {
 		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
 		     strerror(errno));
@@ -222,7 +222,7 @@ static int check_fault(struct range *r, int hole)
 	if (!src)
 		return -1;
 	pthread_create(&thr, NULL, read_hole, &rd);
-	n = uffd_read_msg(r->uffd, &msg, 3000);
+	n = uffd_race_read_msg(r->uffd, &msg, 3000);
 	if (n != 1 || msg.event != UFFD_EVENT_PAGEFAULT) {
 		pthread_join(thr, NULL);
 		diag("page %d: reading the hole raised no MISSING fault within 3 s; "
@@ -481,7 +481,7 @@ static int arm_next_hpage(struct range *r, int *uffd)
 		diag("mmap: %s", strerror(errno));
 		return CASE_FAIL;
 	}
-	*uffd = uffd_open_api(0, NULL);
+	*uffd = uffd_race_open_api(0, NULL);
 	if (*uffd < 0 || uffd_register_mode(*uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
 		diag("arming the second 2 MiB: %s", strerror(errno));
 		return CASE_FAIL;
@@ -531,7 +531,7 @@ static int arm_adjacent_next(struct range *r)
 	r->area = area;
 	madvise(area, 2 * HPAGE, MADV_HUGEPAGE);
 	madvise(area, 2 * HPAGE, MADV_HUGEPAGE);
-	r->uffd = uffd_open_api(0, NULL);
+	r->uffd = uffd_race_open_api(0, NULL);
 	if (r->uffd < 0 ||
 	    uffd_register_mode(r->uffd, area + HPAGE, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
 		diag("arming the second 2 MiB: %s", strerror(errno));

@@ -1,14 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * uffd-events: the non-cooperative userfaultfd events and what the
- * documentation promises around them (seeds 001 and 002).
+ * documentation promises around them.
  *
  * A target process opens a userfaultfd with UFFD_FEATURE_EVENT_FORK,
  * _REMAP, _REMOVE and _UNMAP, registers NPAGES pages MISSING, lets the
  * monitor (this test) take the uffd with pidfd_getfd() and then does what
  * the monitor asks through a pipe. The uffd belongs to the target's mm, as
  * a CRIU or postcopy monitor's does: that is what the exit cases need.
- * (pidfd_getfd() rather than SCM_RIGHTS: the bench's kernels have no
+ * (pidfd_getfd() rather than SCM_RIGHTS: a minimal test kernel may have no
  * networking, so no unix sockets.) The cases, each over anon, shmem and
  * hugetlb:
  *
@@ -23,8 +23,8 @@
  *	resolved there.
  *  exit_copy
  *	UFFDIO_COPY after the target exited, and after it was killed while
- *	blocked in a MISSING fault, fails with ESRCH (ENOSPC before 5.2,
- *	as seed 001 has it): it never hangs and never fails with EFAULT.
+ *	blocked in a MISSING fault, fails with ESRCH (ENOSPC before 5.2):
+ *	it never hangs and never fails with EFAULT.
  *  unread_kill, unread_close, unread_monitor_exit
  *	with a fork, remap, remove or unmap event queued and unread, the
  *	target is SIGKILLed, or the monitor closes the uffd, or a monitor
@@ -33,7 +33,7 @@
  *	and never be seen in D state after DSTATE_GRACE_S. While it waits for
  *	the monitor it is in D state: the wait is TASK_KILLABLE.
  *  fork_race
- *	seed 002, as CRIU's lazy pages see it: a copier thread fills the
+ *	fork against UFFDIO_COPY, as CRIU's lazy pages see it: a copier thread fills the
  *	range with UFFDIO_COPY in random order while the target forks again
  *	and again. Once the fork event is queued (POLLIN), dup_mmap() is over
  *	and mmap_changing is raised, so no UFFDIO_COPY can succeed until the
@@ -247,7 +247,7 @@ static int check_msg(const char *when, const struct uffd_msg *got,
 static int no_message(int uffd, const char *when)
 {
 	struct uffd_msg m;
-	int n = uffd_read_msg(uffd, &m, QUIET_MS);
+	int n = uffd_race_read_msg(uffd, &m, QUIET_MS);
 
 	if (!n)
 		return 0;
@@ -271,22 +271,9 @@ static unsigned char read_byte(const void *p)
 /* The state letter of @pid in /proc/PID/stat; 0 when it is gone. */
 static char task_state(pid_t pid)
 {
-	char path[32], buf[512], *p;
-	ssize_t n;
-	int fd;
+	struct task_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return 0;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	/* The command name may hold anything, even ") ". */
-	p = strrchr(buf, ')');
-	return p && p[1] == ' ' ? p[2] : '?';
+	return read_task_stat(pid, 0, &st) ? 0 : st.state;
 }
 
 /*
@@ -440,7 +427,7 @@ static __noreturn void target_main(const struct mem_type *mt, int in, int out, i
 		h.skip = !area;
 		snprintf(h.what, sizeof(h.what), "map %zu bytes", len);
 	} else {
-		uffd = uffd_open_api(ALL_EVENTS, NULL);
+		uffd = uffd_race_open_api(ALL_EVENTS, NULL);
 		if (uffd < 0 || uffd_register_mode(uffd, area, len, UFFDIO_REGISTER_MODE_MISSING)) {
 			h.err = errno;
 			snprintf(h.what, sizeof(h.what), uffd < 0 ? "UFFDIO_API" :
@@ -755,11 +742,11 @@ static int serve_fork_child(struct target *t, int ufd)
 	int ret, bad = 0;
 
 	want.arg.pagefault.address = pg(t, 1);
-	ret = uffd_read_msg(ufd, &msg, EVENT_MS);
+	ret = uffd_race_read_msg(ufd, &msg, EVENT_MS);
 	if (ret != 1) {
 		diag("%s raised no fault on msg.arg.fork.ufd within %d ms: %s", when,
 		     EVENT_MS, ret ? strerror(errno) : "timeout");
-		if (uffd_read_msg(t->uffd, &msg, 0) == 1)
+		if (uffd_race_read_msg(t->uffd, &msg, 0) == 1)
 			diag("%s: the parent's uffd had %s", when, describe(&msg));
 		return -1;
 	}
@@ -828,7 +815,7 @@ static int event_round(const struct mem_type *mt, enum ev_kind kind, int advice,
 		}
 		snprintf(when, sizeof(when), "%s: %s event %d of %d", name, ev_calls[kind],
 			 k + 1, nwant);
-		ret = uffd_read_msg(t.uffd, &msg, 0);
+		ret = uffd_race_read_msg(t.uffd, &msg, 0);
 		if (ret != 1) {
 			diag("%s: POLLIN but read(uffd) gave %s", when,
 			     ret ? strerror(errno) : "nothing");
@@ -973,7 +960,7 @@ static int case_exit_copy(const struct mem_type *mt)
 	c.addr = pg(&t, 1) + 5;
 	target_send(&t, &c);
 	want.arg.pagefault.address = pg(&t, 1);
-	ret = uffd_read_msg(t.uffd, &msg, EVENT_MS);
+	ret = uffd_race_read_msg(t.uffd, &msg, EVENT_MS);
 	if (ret != 1 || check_msg("kill: the target's read of page 1", &msg, &want)) {
 		if (ret != 1)
 			diag("kill: the target's read of page 1 raised no fault within %d ms",
@@ -1226,7 +1213,7 @@ static int race_serve_child(struct target *t, int ufd, struct race_stats *s)
 			     EVENT_MS);
 			return -1;
 		}
-		n = uffd_read_msg(ufd, &msg, 10);
+		n = uffd_race_read_msg(ufd, &msg, 10);
 		if (n < 0) {
 			diag("round %u: read(child's uffd): %s", race->round, strerror(errno));
 			return -1;
@@ -1334,7 +1321,7 @@ static int race_round(const struct mem_type *mt, unsigned int round, unsigned in
 			race->snap[i] = atomic_load(&cp->copied[i]);
 			n += race->snap[i];
 		}
-		if (uffd_read_msg(t.uffd, &msg, 0) != 1) {
+		if (uffd_race_read_msg(t.uffd, &msg, 0) != 1) {
 			diag("round %u: POLLIN but nothing to read", round);
 			bad = -1;
 			break;

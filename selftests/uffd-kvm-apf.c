@@ -65,7 +65,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-debug-common.h"
 
 #define NR_VCPUS	2
 #define VCPU_PAGES	64		/* guest pages each vCPU touches */
@@ -319,17 +319,12 @@ static bool is_kworker(int pid)
 /* The task's state letter and wchan, for the report; "?" when gone. */
 static void task_state(int pid, int tid, char *buf, size_t len)
 {
-	char path[64], stat[512] = "", wchan[64] = "?";
-	char *p;
+	char path[64], wchan[64] = "?";
+	struct task_stat st;
 	FILE *f;
 
-	snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
-	f = fopen(path, "r");
-	if (f) {
-		if (!fgets(stat, sizeof(stat), f))
-			stat[0] = '\0';
-		fclose(f);
-	}
+	if (read_task_stat(pid, tid, &st))
+		st.state = '?';
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", pid, tid);
 	f = fopen(path, "r");
 	if (f) {
@@ -337,8 +332,7 @@ static void task_state(int pid, int tid, char *buf, size_t len)
 			snprintf(wchan, sizeof(wchan), "?");
 		fclose(f);
 	}
-	p = strrchr(stat, ')');
-	snprintf(buf, len, "%c %s", p && p[1] ? p[2] : '?', wchan);
+	snprintf(buf, len, "%c %s", st.state, wchan);
 }
 
 /*
@@ -451,7 +445,7 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 	memcpy(low + CODE_GPA, guest_code, sizeof(guest_code));
 	uffd = -1;
 	if (resolve >= 0) {
-		uffd = uffd_open_api(UFFD_FEATURE_THREAD_ID, NULL);
+		uffd = uffd_race_open_api(UFFD_FEATURE_THREAD_ID, NULL);
 		if (uffd < 0 ||
 		    uffd_register_mode(uffd, data, DATA_SIZE, UFFDIO_REGISTER_MODE_MISSING))
 			fail_round(rep, "userfaultfd: %s", strerror(errno));
@@ -470,7 +464,7 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 			fail_round(rep, "pthread_create failed");
 
 	while (done < resolve) {
-		int r = uffd_read_msg(uffd, &msg, HANG_S * 1000);
+		int r = uffd_race_read_msg(uffd, &msg, HANG_S * 1000);
 
 		if (r <= 0) {
 			char where[280] = "";
@@ -536,22 +530,9 @@ static void __noreturn vmm_round(int resolve, int delay_us, struct round_report 
 /* utime + stime of task @pid in clock ticks, -1 when it is gone. */
 static long cpu_ticks(int pid)
 {
-	char path[64], stat[512];
-	long utime, stime;
-	char *p;
-	FILE *f;
+	struct task_stat st;
 
-	snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-	f = fopen(path, "r");
-	if (!f)
-		return -1;
-	p = fgets(stat, sizeof(stat), f) ? strrchr(stat, ')') : NULL;
-	fclose(f);
-	/* Fields 14 and 15; p is at the end of field 2. */
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
-			 &utime, &stime) != 2)
-		return -1;
-	return utime + stime;
+	return read_task_stat(pid, 0, &st) ? -1 : st.utime + st.stime;
 }
 
 /*

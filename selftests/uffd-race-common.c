@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * Userfaultfd plumbing shared by the uffd-robust selftests.
+ * Userfaultfd plumbing shared by the userfaultfd race tests.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -116,7 +116,7 @@ const struct mem_type mem_types[] = {
 
 const int nr_mem_types = ARRAY_SIZE(mem_types);
 
-int uffd_open(int flags)
+int uffd_race_open(int flags)
 {
 	int fd = syscall(__NR_userfaultfd, flags);
 
@@ -135,10 +135,10 @@ int uffd_open(int flags)
 	return fd;
 }
 
-int uffd_open_api(__u64 features, __u64 *ioctls)
+int uffd_race_open_api(__u64 features, __u64 *ioctls)
 {
 	struct uffdio_api api = { .api = UFFD_API, .features = features };
-	int fd = uffd_open(O_CLOEXEC | O_NONBLOCK);
+	int fd = uffd_race_open(O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0)
 		return -1;
@@ -177,7 +177,7 @@ int uffd_copy(int uffd, void *dst, const void *src, size_t len)
 	return copy.copy == (__s64)len ? 0 : -EIO;
 }
 
-int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms)
+int uffd_race_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms)
 {
 	struct pollfd pfd = { .fd = uffd, .events = POLLIN };
 	ssize_t n;
@@ -462,117 +462,6 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 	}
 }
 
-int uffd_debug_load(void)
-{
-	const char *ko = getenv("UFFD_DEBUG_KO");
-	int fd, ret = 0;
-
-	fd = open(ko ? ko : UFFD_DEBUG_KO_DEFAULT, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (syscall(SYS_finit_module, fd, "", 0))
-		ret = -errno;
-	close(fd);
-	return ret;
-}
-
-int uffd_debug_unload(void)
-{
-	return syscall(SYS_delete_module, "uffd_debug", O_NONBLOCK) ? -errno : 0;
-}
-
-int uffd_debug_ready(void)
-{
-	int err;
-
-	if (access(UFFD_DEBUG_DIR "/contexts", R_OK) == 0)
-		return 0;
-	err = uffd_debug_load();
-	if (err && err != -EEXIST) {
-		diag("uffd_debug is not loaded and cannot be: %s", strerror(-err));
-		return -1;
-	}
-	if (access(UFFD_DEBUG_DIR "/contexts", R_OK)) {
-		diag("%s: %s (is debugfs mounted?)", UFFD_DEBUG_DIR, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-char *uffd_debug_read(const char *name)
-{
-	size_t len = 0, cap = 4096;
-	char path[256], *buf = malloc(cap), *n;
-	ssize_t r;
-	int fd;
-
-	snprintf(path, sizeof(path), "%s/%s", UFFD_DEBUG_DIR, name);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 || !buf) {
-		int e = errno;
-
-		free(buf);
-		if (fd >= 0)
-			close(fd);
-		errno = e;
-		return NULL;
-	}
-	while ((r = read(fd, buf + len, cap - len - 1)) > 0) {
-		len += r;
-		if (cap - len < 2048) {
-			n = realloc(buf, cap * 2);
-			if (!n)
-				break;
-			buf = n;
-			cap *= 2;
-		}
-	}
-	if (r < 0) {
-		int e = errno;
-
-		free(buf);
-		close(fd);
-		errno = e;
-		return NULL;
-	}
-	buf[len] = '\0';
-	close(fd);
-	return buf;
-}
-
-int uffd_debug_write_buf(const char *name, const char *buf, size_t len)
-{
-	char path[256];
-	ssize_t w;
-	int fd, ret = 0;
-
-	snprintf(path, sizeof(path), "%s/%s", UFFD_DEBUG_DIR, name);
-	fd = open(path, O_WRONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	w = write(fd, buf, len);
-	if (w < 0)
-		ret = -errno;
-	else if ((size_t)w != len)
-		ret = -EIO;
-	close(fd);
-	return ret;
-}
-
-int uffd_debug_write(const char *name, const char *fmt, ...)
-{
-	char buf[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, sizeof(buf), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(buf))
-		return -EINVAL;
-	return uffd_debug_write_buf(name, buf, n);
-}
-
 bool text_number(const char *text, const char *key, long *val)
 {
 	size_t k = strlen(key);
@@ -592,44 +481,36 @@ bool text_number(const char *text, const char *key, long *val)
 	return false;
 }
 
-char *uffd_debug_ctx_block(const char *contexts, int pid, int fd)
+int read_task_stat(int pid, int tid, struct task_stat *st)
 {
-	char want[32];
-	const char *b, *e, *fds;
+	char path[64], buf[1024], *open_paren, *close_paren;
+	size_t len;
+	ssize_t n;
+	int fd;
 
-	snprintf(want, sizeof(want), "%d:%d", pid, fd);
-	for (b = contexts; b && *b; b = e) {
-		e = strstr(b + 1, "\nctx ");
-		e = e ? e + 1 : b + strlen(b);
-		if (strncmp(b, "ctx ", 4))
-			continue;
-		fds = strstr(b, "\tfds ");
-		while (fds && fds < e) {
-			size_t w = strlen(want);
-
-			fds = strstr(fds, want);
-			if (!fds || fds >= e)
-				break;
-			if ((fds[-1] == ' ') && (fds[w] == ' ' || fds[w] == '\n'))
-				return strndup(b, e - b);
-			fds += w;
-		}
-	}
-	return NULL;
-}
-
-int count_lines(const char *text, const char *prefix)
-{
-	size_t k = strlen(prefix);
-	const char *p = text;
-	int n = 0;
-
-	while (p && *p) {
-		if (!strncmp(p, prefix, k))
-			n++;
-		p = strchr(p, '\n');
-		if (p)
-			p++;
-	}
-	return n;
+	if (tid)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/stat", pid, tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren)
+		return -1;
+	len = close_paren - open_paren - 1;
+	if (len >= sizeof(st->comm))
+		len = sizeof(st->comm) - 1;
+	memcpy(st->comm, open_paren + 1, len);
+	st->comm[len] = '\0';
+	if (sscanf(close_paren + 1, " %c %*d %d %*d %*d %*d %*u %*u %*u %*u %*u %ld %ld",
+		   &st->state, &st->pgrp, &st->utime, &st->stime) != 4)
+		return -1;
+	return 0;
 }

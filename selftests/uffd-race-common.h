@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * Userfaultfd plumbing shared by the uffd-robust selftests: opening and
+ * Userfaultfd plumbing shared by the userfaultfd race tests: opening and
  * handshaking a userfaultfd, the memory types the tests run over, and
  * running one test case in a child so a hang or crash stays contained.
  */
@@ -55,7 +55,7 @@ extern const int nr_mem_types;
  * Options every randomised test takes: -s SEED to replay a run, -r ROUNDS
  * and -t SECONDS (per case) to lengthen it for soak runs, -a to add cases
  * a test leaves out by default (it says which and why). The tests that
- * double as benchmarks (make bench) also take -b, measure and print
+ * double as benchmarks also take -b, measure and print
  * "bench:" lines instead of judging, and -n N[,N...], the sizes to
  * measure at (thread counts, mapping counts).
  */
@@ -111,9 +111,9 @@ char *map_hpage_aligned(int fd, size_t len, int flags);
 #define diag(fmt, ...) ksft_print_msg(fmt "\n", ##__VA_ARGS__)
 
 /* Open a userfaultfd (syscall, else /dev/userfaultfd); -1 and errno on error. */
-int uffd_open(int flags);
+int uffd_race_open(int flags);
 /* Open and handshake with @features; -1 and errno on error. */
-int uffd_open_api(__u64 features, __u64 *ioctls);
+int uffd_race_open_api(__u64 features, __u64 *ioctls);
 int uffd_register_mode(int uffd, void *addr, size_t len, __u64 mode);
 /* UFFDIO_COPY of one page: 0, or -errno. */
 int uffd_copy(int uffd, void *dst, const void *src, size_t len);
@@ -121,7 +121,7 @@ int uffd_copy(int uffd, void *dst, const void *src, size_t len);
  * Read one message, waiting up to @timeout_ms: 1 when one was read, 0 on
  * timeout, -1 on error (errno set).
  */
-int uffd_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
+int uffd_race_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
 
 /*
  * Run @fn(@arg) in a child process and return CASE_PASS, CASE_FAIL or
@@ -212,31 +212,24 @@ static inline int run_cases(const struct named_case *cases, int n, int timeout_s
 }
 
 /*
- * The debug module (module/uffd_debug.c) and its debugfs files.
- * uffd_debug_ready(): 0 when its directory is there (loading the module
- * from $UFFD_DEBUG_KO or UFFD_DEBUG_KO_DEFAULT if it is not), -1 with a
- * diagnostic when it cannot be had: the caller then SKIPs.
- */
-#define UFFD_DEBUG_DIR		"/sys/kernel/debug/uffd_debug"
-#define UFFD_DEBUG_KO_DEFAULT	"/lib/modules/uffd_debug.ko"
-int uffd_debug_ready(void);
-/* Load (finit_module) or unload (delete_module) the module: 0 or -errno. */
-int uffd_debug_load(void);
-int uffd_debug_unload(void);
-/* Whole contents of debugfs file @name, malloc()ed; NULL with errno set. */
-char *uffd_debug_read(const char *name);
-/* Write @len bytes of @buf in one write(2): 0, or -errno. */
-int uffd_debug_write_buf(const char *name, const char *buf, size_t len);
-/* Write a formatted line: 0, or -errno. */
-int __printf(2, 3) uffd_debug_write(const char *name, const char *fmt, ...);
-/*
  * In @text, the number after the first "@key " at the start of a line or
  * after a blank or tab; returns true and sets @val when found.
  */
 bool text_number(const char *text, const char *key, long *val);
-/* The "ctx" block of `contexts` whose fds list has PID:FD, malloc()ed. */
-char *uffd_debug_ctx_block(const char *contexts, int pid, int fd);
-/* How many lines of @text start with @prefix. */
-int count_lines(const char *text, const char *prefix);
+
+/* What /proc/PID/stat (or /proc/PID/task/TID/stat) says of a task. */
+struct task_stat {
+	char comm[64];		/* field 2, without its parentheses */
+	char state;		/* field 3 */
+	int pgrp;		/* field 5 */
+	long utime, stime;	/* fields 14 and 15, in clock ticks */
+};
+
+/*
+ * Read it for process @pid, or for its thread @tid when @tid is not 0:
+ * 0, or -1 when the task is gone. The command name may hold anything,
+ * blanks and ") " included: the fields after it are found from the last ')'.
+ */
+int read_task_stat(int pid, int tid, struct task_stat *st);
 
 #endif

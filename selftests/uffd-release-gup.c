@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * uffd-release-gup: closing a userfaultfd while GUP runs on its range must
- * not livelock (seed 000).
+ * not livelock.
  *
  * Each round maps a range, arms it MISSING and starts: GUP threads that
  * read or write random pages of it through /proc/self/mem (GUP that may
@@ -23,11 +23,11 @@
  * window is narrow there; it hit once in about 130 rounds under TCG, too
  * seldom for a verdict, so hugetlb is opt-in until it has a wider window.
  *
- * With -b (make bench) it measures instead: for each GUP thread count of
+ * With -b it measures instead: for each GUP thread count of
  * -n (default 0,1,4,16; 0 is the floor: no GUP at all), proc_read on anon,
  * the monitor stops resolving a random time into each round and the
- * userfaultfd is closed with faults still waiting in it (the seed's
- * handler going away). It prints the p50/p99/max time from close() to
+ * userfaultfd is closed with faults still waiting in it (a monitor
+ * going away mid-fault). It prints the p50/p99/max time from close() to
  * mmap_lock taken for write, and p50/p99 of close() alone. A round that
  * livelocks fails the case as above.
  */
@@ -236,7 +236,7 @@ static int start_round(struct round *r, pthread_t *gup, pthread_t *zap)
 		return CASE_SKIP;
 	}
 	r->memfd = open("/proc/self/mem", O_RDWR);
-	r->uffd = uffd_open_api(0, NULL);
+	r->uffd = uffd_race_open_api(0, NULL);
 	if (r->memfd < 0 || r->uffd < 0) {
 		diag("open /proc/self/mem or userfaultfd: %s", strerror(errno));
 		return CASE_FAIL;
@@ -326,7 +326,7 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 }
 
 /*
- * One round of the bench: the monitor resolves faults for a random time,
+ * One round of the measurement: the monitor resolves faults for a random time,
  * then stops, and the userfaultfd is closed with GUP faults waiting in it.
  * Returns the time from close() to mmap_lock taken, in us, or -1.
  */

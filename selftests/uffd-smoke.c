@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
- * uffd-smoke: the userfaultfd basics the bench proves itself with.
+ * uffd-smoke: the userfaultfd basics the race tests build on.
  *
  *  api                   UFFDIO_API handshake: ioctls offered, a second
  *                        handshake and a bad API version refused, other
@@ -30,7 +30,7 @@ static int case_api(const struct mem_type *unused)
 	struct uffdio_register reg = { 0 };
 	__u64 need = 1ULL << _UFFDIO_REGISTER | 1ULL << _UFFDIO_UNREGISTER |
 		     1ULL << _UFFDIO_API;
-	int fd = uffd_open(O_CLOEXEC | O_NONBLOCK);
+	int fd = uffd_race_open(O_CLOEXEC | O_NONBLOCK);
 
 	if (fd < 0) {
 		diag("userfaultfd: %s", strerror(errno));
@@ -49,7 +49,7 @@ static int case_api(const struct mem_type *unused)
 	}
 	close(fd);
 
-	fd = uffd_open(O_CLOEXEC | O_NONBLOCK);
+	fd = uffd_race_open(O_CLOEXEC | O_NONBLOCK);
 	api = (struct uffdio_api){ .api = UFFD_API };
 	if (fd < 0 || ioctl(fd, UFFDIO_API, &api)) {
 		diag("UFFDIO_API: %s", strerror(errno));
@@ -128,7 +128,7 @@ static int case_missing_copy(const struct mem_type *mt)
 		diag("%s: cannot map %zu bytes: %s", mt->name, len, strerror(errno));
 		return CASE_SKIP;
 	}
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (uffd < 0) {
 		diag("userfaultfd: %s", strerror(errno));
 		return CASE_FAIL;
@@ -155,7 +155,7 @@ static int case_missing_copy(const struct mem_type *mt)
 
 	while (faults < npages) {
 		unsigned long off;
-		int r = uffd_read_msg(uffd, &msg, 5000);
+		int r = uffd_race_read_msg(uffd, &msg, 5000);
 		int i;
 
 		if (r <= 0) {
@@ -208,7 +208,7 @@ static int case_missing_copy(const struct mem_type *mt)
 			}
 		}
 	}
-	if (uffd_read_msg(uffd, &msg, 100) != 0) {
+	if (uffd_race_read_msg(uffd, &msg, 100) != 0) {
 		diag("%s: a message arrived after every page was installed",
 		     mt->name);
 		return CASE_FAIL;

@@ -1,16 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * uffd-wp-recheck: a page the monitor has installed must never fault as
- * MISSING (or MINOR) again while UFFDIO_WRITEPROTECT changes its pte
- * (seed 003).
+ * MISSING (or MINOR) again while UFFDIO_WRITEPROTECT changes its pte.
  *
  * Changing the protection of a present pte clears it for a moment under
  * the page table lock (ptep_modify_prot_start/commit). A fault that reads
  * the pte without that lock in that moment sees none; unless the fault
  * path rechecks under the lock, it reports a MISSING (MINOR) fault for a
  * page that is there. 6.1 hugetlb rechecks since commit 2ea7ff1e39cb
- * ("mm/hugetlb: fix race condition of uffd missing/minor handling"); the
- * 6.1-mutant kernel reverts that recheck to prove this test sees the race.
+ * ("mm/hugetlb: fix race condition of uffd missing/minor handling");
+ * with that recheck reverted, this test sees the race.
  *
  * Each case arms a few pages MISSING|WP (MINOR|WP for shmem) and runs:
  *  - faulting threads that touch random pages, always reading a page
@@ -21,7 +20,7 @@
  *    loop, without waking anyone.
  * Since every thread has read a page (so it was installed) before it
  * writes it, a MISSING or MINOR fault that carries the WRITE flag is one
- * raised for an installed page: the wrong event the seed describes. A
+ * raised for an installed page: a wrong event the monitor cannot resolve. A
  * read fault for an installed page is not counted: it may have read the
  * pte before UFFDIO_COPY installed it and been queued after, which the
  * userfaultfd API allows. Every read also checks the page's contents.
@@ -165,7 +164,7 @@ static void *monitor(void *arg)
 		__u64 flags;
 		int n, i;
 
-		n = uffd_read_msg(st->uffd, &msg, 50);
+		n = uffd_race_read_msg(st->uffd, &msg, 50);
 		if (n < 0) {
 			diag("reading the uffd: %s", strerror(errno));
 			atomic_fetch_add(&st->wrong, 1);
@@ -328,7 +327,7 @@ static int case_wp_recheck(const struct mem_type *unused)
 		diag("no huge page size: hugetlb not available");
 		return CASE_SKIP;
 	}
-	st->uffd = uffd_open_api(cur->features, &ioctls);
+	st->uffd = uffd_race_open_api(cur->features, &ioctls);
 	if (st->uffd < 0) {
 		diag("UFFDIO_API with features %#llx: %s: kernel lacks them",
 		     (unsigned long long)cur->features, strerror(errno));

@@ -42,7 +42,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-debug-common.h"
 
 #define CASE_TIMEOUT	60
 #define RELOADS		100
@@ -128,7 +128,7 @@ static int case_contexts(const struct mem_type *unused)
 	if (anon == MAP_FAILED || memfd < 0 || ftruncate(memfd, 4 * page))
 		case_fail_fast("mmap/memfd: %s", strerror(errno));
 	shm = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (shm == MAP_FAILED || uffd < 0 ||
 	    uffd_register_mode(uffd, anon, 4 * page, UFFDIO_REGISTER_MODE_MISSING) ||
 	    uffd_register_mode(uffd, shm, 4 * page, UFFDIO_REGISTER_MODE_MISSING))
@@ -158,7 +158,7 @@ static int case_contexts(const struct mem_type *unused)
 		return CASE_FAIL;
 	}
 	free(block);
-	if (uffd_read_msg(uffd, &msg, 5000) != 1 || msg.event != UFFD_EVENT_PAGEFAULT)
+	if (uffd_race_read_msg(uffd, &msg, 5000) != 1 || msg.event != UFFD_EVENT_PAGEFAULT)
 		case_fail_fast("no fault message");
 	block = wait_ctx(me, uffd, one_waiting, 5);
 	if (!block) {
@@ -220,7 +220,7 @@ static int case_fork_event(const struct mem_type *unused)
 
 	anon = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE,
 		    MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	uffd = uffd_open_api(UFFD_FEATURE_EVENT_FORK, NULL);
+	uffd = uffd_race_open_api(UFFD_FEATURE_EVENT_FORK, NULL);
 	if (anon == MAP_FAILED || uffd < 0 ||
 	    uffd_register_mode(uffd, anon, 4 * page, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
@@ -251,7 +251,7 @@ static int case_fork_event(const struct mem_type *unused)
 		goto out;
 	}
 
-	if (uffd_read_msg(uffd, &msg, 5000) != 1 || msg.event != UFFD_EVENT_FORK)
+	if (uffd_race_read_msg(uffd, &msg, 5000) != 1 || msg.event != UFFD_EVENT_FORK)
 		case_fail_fast("no fork event");
 	kfd = msg.arg.fork.ufd;
 	pthread_join(t, NULL);
@@ -347,7 +347,7 @@ static int shmem_audit(bool counter)
 	m1 = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	m2 = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, memfd, 0);
 	m3 = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE, memfd, 0);
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (m1 == MAP_FAILED || m2 == MAP_FAILED || m3 == MAP_FAILED || uffd < 0 ||
 	    uffd_register_mode(uffd, m1, len, UFFDIO_REGISTER_MODE_MISSING) ||
 	    uffd_register_mode(uffd, m3, len, UFFDIO_REGISTER_MODE_MISSING))
@@ -383,7 +383,7 @@ static int shmem_audit(bool counter)
 	if (fd < 0 || ftruncate(fd, len))
 		case_fail_fast("%s: %s", path, strerror(errno));
 	m1 = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (m1 == MAP_FAILED || uffd < 0 ||
 	    uffd_register_mode(uffd, m1, len, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup of %s: %s", path, strerror(errno));
@@ -473,7 +473,7 @@ static int case_stats(const struct mem_type *unused)
 	if (memfd < 0 || ftruncate(memfd, HPAGE))
 		case_fail_fast("memfd: %s", strerror(errno));
 	area = map_hpage_aligned(memfd, HPAGE, MAP_SHARED);
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (!area || uffd < 0 ||
 	    uffd_register_mode(uffd, area, HPAGE, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
@@ -571,7 +571,7 @@ static void *resolve_all(void *arg)
 	struct uffd_msg msg;
 
 	memset(src, 0x33, sizeof(src));
-	while (uffd_read_msg(m->uffd, &msg, 3000) == 1) {
+	while (uffd_race_read_msg(m->uffd, &msg, 3000) == 1) {
 		if (msg.event != UFFD_EVENT_PAGEFAULT) {
 			m->other++;
 			continue;
@@ -593,7 +593,7 @@ static int case_gup_uffd(const struct mem_type *unused)
 
 	m.base = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		      MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	m.uffd = uffd_open_api(0, NULL);
+	m.uffd = uffd_race_open_api(0, NULL);
 	if (m.base == MAP_FAILED || m.uffd < 0 ||
 	    uffd_register_mode(m.uffd, m.base, len, UFFDIO_REGISTER_MODE_MISSING))
 		case_fail_fast("setup: %s", strerror(errno));
@@ -631,7 +631,7 @@ static void churn(void)
 		_exit(1);
 	memset(p, 1, 4 * page);
 	for (;;) {
-		int uffd = uffd_open_api(UFFD_FEATURE_EVENT_FORK, NULL);
+		int uffd = uffd_race_open_api(UFFD_FEATURE_EVENT_FORK, NULL);
 
 		if (uffd >= 0) {
 			uffd_register_mode(uffd, p, 4 * page, UFFDIO_REGISTER_MODE_MISSING);

@@ -56,7 +56,7 @@
 #include <sys/prctl.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-debug-common.h"
 
 #define NR_FILES	4		/* files 0, 1: memfd; 2, 3: tmpfs */
 #define NR_MEMFDS	2
@@ -261,7 +261,7 @@ static __u64 random_features(unsigned int *rs)
 
 static bool uffd_open_one(unsigned int *rs)
 {
-	int fd = uffd_open_api(random_features(rs), NULL);
+	int fd = uffd_race_open_api(random_features(rs), NULL);
 	bool ok;
 
 	if (fd < 0)
@@ -667,20 +667,13 @@ static void dump_group(pid_t pgrp)
 	struct dirent *pe, *te;
 
 	while (proc && (pe = readdir(proc))) {
-		int pid = atoi(pe->d_name), pg = -1;
+		int pid = atoi(pe->d_name);
+		struct task_stat st;
 		DIR *tasks;
-		FILE *f;
 
-		if (pid <= 0)
+		if (pid <= 0 || read_task_stat(pid, 0, &st))
 			continue;
-		snprintf(path, sizeof(path), "/proc/%d/stat", pid);
-		f = fopen(path, "r");
-		if (!f)
-			continue;
-		if (fscanf(f, "%*d %95s %*c %*d %d", path, &pg) != 2)
-			pg = -1;
-		fclose(f);
-		if (pgrp ? pg != pgrp : strcmp(path, "(uffd-counter-fu)"))
+		if (pgrp ? st.pgrp != pgrp : strcmp(st.comm, "uffd-counter-fu"))
 			continue;
 		snprintf(path, sizeof(path), "/proc/%d/task", pid);
 		tasks = opendir(path);
@@ -842,7 +835,7 @@ static int case_fuzz(const struct mem_type *unused)
 		return CASE_FAIL;
 	{
 		struct uffdio_api api = { .api = UFFD_API };
-		int fd = uffd_open(O_CLOEXEC);
+		int fd = uffd_race_open(O_CLOEXEC);
 
 		if (fd < 0 || ioctl(fd, UFFDIO_API, &api)) {
 			diag("userfaultfd: %s", strerror(errno));

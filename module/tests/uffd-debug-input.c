@@ -28,7 +28,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-debug-common.h"
 
 #define CASE_TIMEOUT	120
 #define NO_PID		"99999999"
@@ -239,7 +239,7 @@ static int case_shmem(const struct mem_type *unused)
 
 	memfd = memfd_create("uffd-debug-input", 0);
 	fd = open("/tmp/uffd-debug-input", O_RDWR | O_CREAT, 0600);
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (memfd < 0 || fd < 0 || uffd < 0 || pipe(pipefd))
 		case_fail_fast("setup: %s", strerror(errno));
 	snprintf(me, sizeof(me), "%d", getpid());
@@ -337,7 +337,7 @@ static int case_stats(const struct mem_type *unused)
 static int case_contexts(const struct mem_type *unused)
 {
 	char path[] = UFFD_DEBUG_DIR "/contexts", buf[64];
-	int fd, uffd = uffd_open_api(0, NULL), bad = 0;
+	int fd, uffd = uffd_race_open_api(0, NULL), bad = 0;
 	ssize_t n, total = 0;
 
 	fd = open(path, O_WRONLY);

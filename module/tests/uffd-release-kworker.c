@@ -31,7 +31,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-debug-common.h"
 
 #define PAGES		32
 #define HANG_S		5
@@ -60,12 +60,12 @@ static void __noreturn target(const struct mem_type *mt, int resolve, int out)
 	}
 	memset(src, 0x6b, sizeof(src));
 	p = mt->map(len);
-	uffd = uffd_open_api(0, NULL);
+	uffd = uffd_race_open_api(0, NULL);
 	if (!p || uffd < 0 || uffd_register_mode(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING))
 		_exit(2);
 	if (write(out, &p, sizeof(p)) != sizeof(p))
 		_exit(2);
-	while (done < resolve && uffd_read_msg(uffd, &msg, 5000) == 1) {
+	while (done < resolve && uffd_race_read_msg(uffd, &msg, 5000) == 1) {
 		if (msg.event != UFFD_EVENT_PAGEFAULT)
 			continue;
 		if (uffd_copy(uffd, (void *)(unsigned long)

@@ -37,8 +37,7 @@ blog=$obj/bisect.log
 trap 'git -C "$src" checkout -q -f "$branch" 2>/dev/null || true' EXIT
 
 kmake_init "$src" "$obj"
-sub=vm
-[ "$tree" = 6.1 ] || sub=mm
+sub=$(tree_selftest_sub "$tree")
 ccache_cc=gcc
 command -v ccache >/dev/null 2>&1 && ccache_cc="ccache gcc"
 
@@ -46,7 +45,7 @@ echo "1..$n"
 # build_selftests: the tree's own selftests directory, as the patch left it.
 build_selftests() {
 	"${kmake[@]}" -s headers >>"$blog" 2>&1 &&
-		make -C "$src/tools/testing/selftests" TARGETS=$sub O="$obj/kselftest" \
+		make -C "$src/tools/testing/selftests" TARGETS="$sub" O="$obj/kselftest" \
 			CC="$ccache_cc" KHDR_INCLUDES="-isystem $obj/usr/include" >>"$blog" 2>&1
 }
 

@@ -13,6 +13,11 @@ TREES="6.1 mainline"
 # has that variant only when the series file exists.
 VARIANTS="unpatched patched mutant"
 
+# The trees whose series carries the selftest patch (selftests-commit.sh).
+# 6.1's is a stable backport series, and stable takes no new selftests: the
+# bench builds the same tests for 6.1 from selftests/ instead.
+SELFTEST_PATCH_TREES="mainline"
+
 me=$(basename "$0")
 
 die() {
@@ -48,6 +53,23 @@ check_variant() {
 	case "$1" in
 	unpatched|patched|mutant) ;;
 	*) die "unknown variant '$1' (known variants: $VARIANTS)" ;;
+	esac
+}
+
+# tree_selftest_sub TREE: the name of TREE's mm selftests directory under
+# tools/testing/selftests (and its TARGETS= name): vm up to 6.2, mm since.
+tree_selftest_sub() {
+	case "$1" in
+	6.1) echo vm ;;
+	*) echo mm ;;
+	esac
+}
+
+# has_selftest_patch TREE: does TREE's series end with the selftest patch?
+has_selftest_patch() {
+	case " $SELFTEST_PATCH_TREES " in
+	*" $1 "*) return 0 ;;
+	*) return 1 ;;
 	esac
 }
 

@@ -99,9 +99,20 @@ done < <(python3 "$TOP/scripts/series-hygiene.py" "$pdir" --tree "$tree" \
 	--version "$(base_get "$tree" version)" --exceptions "$exc")
 
 # The selftest patch against a fresh regeneration: a scratch repository
-# holding only the files selftests-commit.sh edits, at base.
-sub=vm
-[ "$tree" = 6.1 ] || sub=mm
+# holding only the files selftests-commit.sh edits, at base. A series
+# without one must not touch the selftests at all.
+sub=$(tree_selftest_sub "$tree")
+if ! has_selftest_patch "$tree"; then
+	touching=$(git -C "$psrc" log --format='%s' base..HEAD -- tools/testing/selftests)
+	if [ -z "$touching" ]; then
+		tap ok "selftest patch $tree: none, and no patch touches tools/testing/selftests"
+	else
+		tap fail "selftest patch $tree: none, and no patch touches tools/testing/selftests" \
+			"touching it: $touching" "SELFTEST_PATCH_TREES (lib.sh) leaves $tree out"
+	fi
+	tap_plan
+	exit
+fi
 dir=tools/testing/selftests/$sub
 subject="selftests/$sub: add userfaultfd race tests"
 scratch=$(mktemp -d)

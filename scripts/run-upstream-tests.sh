@@ -19,10 +19,7 @@ tree=$1
 check_tree "$tree"
 list=$TOP/selftests/upstream/$tree.list
 [ -f "$list" ] || die "$list does not exist"
-case "$tree" in
-6.1) sub=vm ;;
-*) sub=mm ;;
-esac
+sub=$(tree_selftest_sub "$tree")
 
 for variant in unpatched patched; do
 	obj=$("$TOP/scripts/build-kernel.sh" "$tree" "$variant" | tail -n 1)

@@ -4,10 +4,12 @@
 # selftests-commit.sh TREE REPO
 #
 # Make the last commit of REPO (a kernel tree on its series branch) the
-# series' selftest patch: selftests/ copied into the kernel's own selftests
-# directory (tools/testing/selftests/vm on 6.1, .../mm on mainline) with
-# its Makefile, .gitignore and run_vmtests.sh wiring, so that after
-# 'git am', 'make -C tools/testing/selftests TARGETS=vm' (mm) builds them.
+# series' selftest patch: the uffd-* tests of selftests/tests.list whose
+# source is in selftests/ (the debug module's own tests, in module/tests/,
+# stay out) and their shared code, copied into the kernel's mm selftests
+# directory with its Makefile, .gitignore and run_vmtests.sh wiring, so
+# that after 'git am', 'make -C tools/testing/selftests TARGETS=mm' builds
+# them. Only the trees of SELFTEST_PATCH_TREES (lib.sh) carry the patch.
 # A previous selftest commit at the tip is replaced, so running it again
 # after editing selftests/ regenerates the patch; export it with
 # scripts/export-series.sh. selftests/ stays the single source.
@@ -18,10 +20,9 @@ set -eu -o pipefail
 [ $# -eq 2 ] || die "usage: $me TREE REPO"
 tree=$1 repo=$2
 check_tree "$tree"
-case "$tree" in
-6.1) sub=vm ;;
-*) sub=mm ;;
-esac
+has_selftest_patch "$tree" ||
+	die "the $tree series carries no selftest patch (SELFTEST_PATCH_TREES in lib.sh)"
+sub=$(tree_selftest_sub "$tree")
 dir=tools/testing/selftests/$sub
 subject="selftests/$sub: add userfaultfd race tests"
 [ -d "$repo/$dir" ] || die "$repo has no $dir"

@@ -13,11 +13,6 @@ TREES="6.1 mainline"
 # has that variant only when the series file exists.
 VARIANTS="unpatched patched mutant"
 
-# The trees whose series carries the selftest patch (selftests-commit.sh).
-# 6.1's is a stable backport series, and stable takes no new selftests: the
-# bench builds the same tests for 6.1 from selftests/ instead.
-SELFTEST_PATCH_TREES="mainline"
-
 me=$(basename "$0")
 
 die() {
@@ -65,12 +60,18 @@ tree_selftest_sub() {
 	esac
 }
 
-# has_selftest_patch TREE: does TREE's series end with the selftest patch?
+# selftest_patches TREE: the table of the selftest patches TREE's series
+# ends with (patches/TREE/selftests.txt: "TEST[,TEST...]<tab>subject" per
+# patch). Only a tree with that file has them: 6.1's is a stable backport
+# series, and stable takes no new selftests; the bench builds the same
+# tests for it from selftests/ instead.
+selftest_patches() {
+	echo "$PATCHES/$1/selftests.txt"
+}
+
+# has_selftest_patch TREE: does TREE's series end with selftest patches?
 has_selftest_patch() {
-	case " $SELFTEST_PATCH_TREES " in
-	*" $1 "*) return 0 ;;
-	*) return 1 ;;
-	esac
+	[ -f "$(selftest_patches "$1")" ]
 }
 
 # series_list PDIR: the patch names PDIR/series lists, in order (comments

@@ -10,7 +10,7 @@
 # - checkpatch --strict -f on the module's and the selftests' sources;
 # - series-hygiene.py: series file, cover letter, subjects, Signed-off-by,
 #   Fixes:/Cc: stable;
-# - the generated selftest patch is what selftests-commit.sh makes of
+# - the generated selftest patches are what selftests-commit.sh makes of
 #   selftests/ today (regenerated in a scratch repository and compared).
 # Needs the prepared trees (prepare-tree.sh); exits 1 when a check fails.
 set -eu -o pipefail
@@ -98,9 +98,9 @@ done < <(python3 "$TOP/scripts/series-hygiene.py" "$pdir" --tree "$tree" \
 	--base-commit "$base_commit" --package "$(base_get "$tree" package)" \
 	--version "$(base_get "$tree" version)" --exceptions "$exc")
 
-# The selftest patch against a fresh regeneration: a scratch repository
-# holding only the files selftests-commit.sh edits, at base. A series
-# without one must not touch the selftests at all.
+# The selftest patches against a fresh regeneration: a scratch repository
+# holding only the files selftests-commit.sh edits, at base, compared patch
+# by patch. A series without them must not touch the selftests at all.
 sub=$(tree_selftest_sub "$tree")
 if ! has_selftest_patch "$tree"; then
 	touching=$(git -C "$psrc" log --format='%s' base..HEAD -- tools/testing/selftests)
@@ -108,51 +108,75 @@ if ! has_selftest_patch "$tree"; then
 		tap ok "selftest patch $tree: none, and no patch touches tools/testing/selftests"
 	else
 		tap fail "selftest patch $tree: none, and no patch touches tools/testing/selftests" \
-			"touching it: $touching" "SELFTEST_PATCH_TREES (lib.sh) leaves $tree out"
+			"touching it: $touching" "$tree has no $(selftest_patches "$tree")"
 	fi
 	tap_plan
 	exit
 fi
 dir=tools/testing/selftests/$sub
-subject="selftests/$sub: add userfaultfd race tests"
+fix="fix: scripts/selftests-commit.sh $tree REPO && scripts/export-series.sh $tree REPO"
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-why=()
-if [ "$(git -C "$psrc" log -1 --format=%s HEAD)" != "$subject" ]; then
-	why+=("the series' last patch is not '$subject'")
-else
-	mkdir -p "$scratch/$dir"
-	for f in Makefile .gitignore run_vmtests.sh; do
-		git -C "$usrc" show "base:$dir/$f" >"$scratch/$dir/$f"
-	done
-	(
-		cd "$scratch"
-		git init -q
-		git config user.name "$(git -C "$psrc" log -1 --format=%an HEAD)"
-		git config user.email "$(git -C "$psrc" log -1 --format=%ae HEAD)"
-		git add -f .
-		git commit -q -m base
-	)
-	if ! out=$("$TOP/scripts/selftests-commit.sh" "$tree" "$scratch" 2>&1); then
-		why+=("selftests-commit.sh failed: $out")
+mkdir -p "$scratch/$dir"
+for f in Makefile .gitignore run_vmtests.sh; do
+	git -C "$usrc" show "base:$dir/$f" >"$scratch/$dir/$f"
+done
+(
+	cd "$scratch"
+	git init -q
+	git config user.name "$(git -C "$psrc" log -1 --format=%an HEAD)"
+	git config user.email "$(git -C "$psrc" log -1 --format=%ae HEAD)"
+	git add -f .
+	git commit -q -m base
+)
+if ! out=$("$TOP/scripts/selftests-commit.sh" "$tree" "$scratch" 2>&1); then
+	tap fail "selftest patches $tree: regenerated from selftests/" "selftests-commit.sh failed: $out"
+	tap_plan
+	exit
+fi
+n=$(($(git -C "$scratch" rev-list --count HEAD) - 1))
+total=$(git -C "$psrc" rev-list --count base..HEAD)
+k=$((total - n))
+# compare_patch I: the series' patch at HEAD~I against the regenerated one.
+compare_patch() {
+	local i=$1 subject want have f why=()
+	subject=$(git -C "$scratch" log -1 --format=%s "HEAD~$i")
+	have=$(git -C "$psrc" log -1 --format=%s "HEAD~$i")
+	if [ "$subject" != "$have" ]; then
+		why+=("the series' patch $((total - i)) is '$have', a regeneration's is '$subject'")
 	else
-		want=$(git -C "$scratch" diff --name-only HEAD~1 HEAD | sort)
-		have=$(git -C "$psrc" diff --name-only HEAD~1 HEAD | sort)
+		want=$(git -C "$scratch" diff --name-only "HEAD~$((i + 1))" "HEAD~$i" | sort)
+		have=$(git -C "$psrc" diff --name-only "HEAD~$((i + 1))" "HEAD~$i" | sort)
 		[ "$want" = "$have" ] ||
 			why+=("the patch touches other files than a regeneration: $(diff <(echo "$want") <(echo "$have") | grep '^[<>]' | tr '\n' ' ')")
 		for f in $want; do
-			cmp -s <(git -C "$scratch" show "HEAD:$f") <(git -C "$psrc" show "HEAD:$f" 2>/dev/null) ||
+			cmp -s <(git -C "$scratch" show "HEAD~$i:$f") <(git -C "$psrc" show "HEAD~$i:$f" 2>/dev/null) ||
 				why+=("$f differs from a regeneration from selftests/")
 		done
-		cmp -s <(git -C "$scratch" log -1 --format=%B HEAD) <(git -C "$psrc" log -1 --format=%B HEAD) ||
+		cmp -s <(git -C "$scratch" log -1 --format=%B "HEAD~$i") <(git -C "$psrc" log -1 --format=%B "HEAD~$i") ||
 			why+=("the changelog differs from a regeneration (test descriptions changed?)")
 	fi
+	if [ ${#why[@]} -eq 0 ]; then
+		tap ok "selftest patch $tree $((total - i))/$total: in sync with selftests/ ($subject)"
+	else
+		tap fail "selftest patch $tree $((total - i))/$total: in sync with selftests/" "${why[@]}" "$fix"
+	fi
+}
+if [ "$k" -lt 1 ]; then
+	tap fail "selftest patches $tree: regenerated from selftests/" \
+		"the series has $total patches, fewer than the $n selftest patches and a fix" "$fix"
+	tap_plan
+	exit
 fi
-if [ ${#why[@]} -eq 0 ]; then
-	tap ok "selftest patch $tree: in sync with selftests/ (regenerated and compared)"
+for ((i = n - 1; i >= 0; i--)); do
+	compare_patch "$i"
+done
+# No selftest patch of an older generation left before them.
+if [ "$k" -gt 0 ] && [[ $(git -C "$psrc" log -1 --format=%s "HEAD~$n") == "selftests/$sub: "* ]]; then
+	tap fail "selftest patches $tree: only the generated ones" \
+		"patch $k is a selftest patch that $(selftest_patches "$tree") does not list" "$fix"
 else
-	tap fail "selftest patch $tree: in sync with selftests/" "${why[@]}" \
-		"fix: scripts/selftests-commit.sh $tree REPO && scripts/export-series.sh $tree REPO"
+	tap ok "selftest patches $tree: only the generated ones"
 fi
 
 tap_plan

@@ -40,7 +40,7 @@ static int kmemleak_cmd(const char *cmd)
 	return n < 0 ? (int)n : 0;
 }
 
-static int case_scan(const struct mem_type *unused)
+static int case_scan(const struct named_case *c, const struct mem_type *unused)
 {
 	char line[512];
 	int leaks = 0, err;
@@ -80,10 +80,10 @@ static int case_scan(const struct mem_type *unused)
 }
 
 static const struct named_case cases[] = {
-	{ "scan", case_scan },
+	{ .name = "scan", .fn = case_scan },
 };
 
 int main(void)
 {
-	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, false);
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, NULL, NULL);
 }

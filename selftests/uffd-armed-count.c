@@ -214,7 +214,7 @@ static char *armed_file(int uffd, int flags)
 }
 
 /* Split one armed VMA in three, merge it back, then unregister it. */
-static int case_split_merge(void)
+static int case_split_merge(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -236,7 +236,7 @@ static int case_split_merge(void)
 }
 
 /* Unregister the middle of an armed VMA, then the two armed ends. */
-static int case_unregister_part(void)
+static int case_unregister_part(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -258,7 +258,7 @@ static int case_unregister_part(void)
 }
 
 /* munmap the middle of an armed VMA, then the two ends. */
-static int case_unmap_parts(void)
+static int case_unmap_parts(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -280,7 +280,7 @@ static int case_unmap_parts(void)
 }
 
 /* A MAP_PRIVATE mapping watches the same page cache holes. */
-static int case_private(void)
+static int case_private(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -296,7 +296,7 @@ static int case_private(void)
 }
 
 /* Two armed VMAs; @a moves without EVENT_REMAP and so loses its arming. */
-static int case_mremap(void)
+static int case_mremap(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(0);
 	char *a, *b, *to;
@@ -364,7 +364,7 @@ static void stop_monitor(struct monitor *m)
 }
 
 /* With EVENT_REMAP the moved VMA stays armed; move all of it, then half. */
-static int case_mremap_event(void)
+static int case_mremap_event(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(UFFD_FEATURE_EVENT_REMAP);
 	struct monitor m;
@@ -420,7 +420,7 @@ static int end_child(pid_t pid, int pipefd[2])
 }
 
 /* Without EVENT_FORK the child's copy is not armed. */
-static int case_fork(void)
+static int case_fork(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(0), pipefd[2];
 	char *a;
@@ -485,12 +485,12 @@ static int fork_event(enum fork_end how)
 	return end_child(pid, pipefd) ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_fork_event_exit(void)
+static int case_fork_event_exit(const struct named_case *c, const struct mem_type *unused)
 {
 	return fork_event(CHILD_EXITS);
 }
 
-static int case_fork_event_close(void)
+static int case_fork_event_close(const struct named_case *c, const struct mem_type *unused)
 {
 	return fork_event(CHILD_UFFD_CLOSED);
 }
@@ -520,7 +520,7 @@ static void *forker_fn(void *arg)
  * The fork event is never read: the uffd is closed while fork waits for
  * it, and the child's copy must lose its arming with the dropped context.
  */
-static int case_fork_event_dropped(void)
+static int case_fork_event_dropped(const struct named_case *c, const struct mem_type *unused)
 {
 	int uffd = open_uffd(UFFD_FEATURE_EVENT_FORK), ret;
 	struct forker f;
@@ -544,11 +544,11 @@ static int case_fork_event_dropped(void)
 }
 
 /* A process that armed a mapping exits without unregistering or closing. */
-static int case_exit(void)
+static int case_exit(const struct named_case *c, const struct mem_type *unused)
 {
 	int pipefd[2], uffd;
 	pid_t pid;
-	char c;
+	char byte;
 
 	if (make_file() || pipe(pipefd))
 		return CASE_FAIL;
@@ -563,7 +563,7 @@ static int case_exit(void)
 		_exit(0);
 	}
 	close(pipefd[1]);
-	if (read(pipefd[0], &c, 1) != 1) {
+	if (read(pipefd[0], &byte, 1) != 1) {
 		diag("the child could not arm its mappings");
 		return CASE_FAIL;
 	}
@@ -574,42 +574,26 @@ static int case_exit(void)
 	return expect_unarmed("that process was killed") ? CASE_FAIL : CASE_PASS;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} cases[] = {
-	{ "count.split_merge", case_split_merge },
-	{ "count.unregister_part", case_unregister_part },
-	{ "count.unmap_parts", case_unmap_parts },
-	{ "count.private", case_private },
-	{ "count.mremap", case_mremap },
-	{ "count.mremap_event", case_mremap_event },
-	{ "count.fork", case_fork },
-	{ "count.fork_event_exit", case_fork_event_exit },
-	{ "count.fork_event_close", case_fork_event_close },
-	{ "count.fork_event_dropped", case_fork_event_dropped },
-	{ "count.exit", case_exit },
+static const struct named_case cases[] = {
+	{ .name = "count.split_merge", .fn = case_split_merge },
+	{ .name = "count.unregister_part", .fn = case_unregister_part },
+	{ .name = "count.unmap_parts", .fn = case_unmap_parts },
+	{ .name = "count.private", .fn = case_private },
+	{ .name = "count.mremap", .fn = case_mremap },
+	{ .name = "count.mremap_event", .fn = case_mremap_event },
+	{ .name = "count.fork", .fn = case_fork },
+	{ .name = "count.fork_event_exit", .fn = case_fork_event_exit },
+	{ .name = "count.fork_event_close", .fn = case_fork_event_close },
+	{ .name = "count.fork_event_dropped", .fn = case_fork_event_dropped },
+	{ .name = "count.exit", .fn = case_exit },
 };
-
-static int cur;
-
-static int run_cur(const struct mem_type *unused)
-{
-	return cases[cur].fn();
-}
 
 int main(int argc, char **argv)
 {
 	struct test_opts opts = { .rounds = 1, .seconds = 1 };
-	int n = ARRAY_SIZE(cases);
 
-	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
 	npages = HPAGE / page;
-	ksft_set_plan(n);
-	for (cur = 0; cur < n; cur++)
-		report_case(cases[cur].name,
-			    run_case(cases[cur].name, run_cur, NULL, CASE_TIMEOUT));
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, &opts, NULL);
 }

@@ -579,22 +579,20 @@ static int flat(bool armed)
 	return ret;
 }
 
-static int case_flat(const struct mem_type *unused)
+/* @c->data: whether a mapping of the file elsewhere is armed. */
+static int case_flat(const struct named_case *c, const struct mem_type *unused)
 {
-	return flat(false);
+	return flat(*(const bool *)c->data);
 }
 
-static int case_flat_armed(const struct mem_type *unused)
-{
-	return flat(true);
-}
+static const bool unarmed, armed = true;
 
 static const struct named_case cases[] = {
-	{ "guard.flat", case_flat },
-	{ "guard.flat_armed", case_flat_armed },
+	{ .name = "guard.flat", .fn = case_flat, .data = &unarmed },
+	{ .name = "guard.flat_armed", .fn = case_flat, .data = &armed },
 };
 
-static int case_bench(const struct mem_type *unused)
+static int case_bench(const struct named_case *c, const struct mem_type *unused)
 {
 	const char *why = setup_irqsoff();
 	struct reading rd;
@@ -614,7 +612,7 @@ static int case_bench(const struct mem_type *unused)
 }
 
 static const struct named_case bench_cases[] = {
-	{ "bench.guard", case_bench },
+	{ .name = "bench.guard", .fn = case_bench },
 };
 
 /* At the test's exit: a case killed by its watchdog cannot clean up. */
@@ -635,7 +633,7 @@ int main(int argc, char **argv)
 			opts.nr_sizes = ARRAY_SIZE(bench_counts);
 			memcpy(opts.sizes, bench_counts, sizeof(bench_counts));
 		}
-		return run_cases(bench_cases, 1, CASE_TIMEOUT, false);
+		return run_cases(bench_cases, 1, CASE_TIMEOUT, &opts, NULL);
 	}
 	if (timeout_scale() > 1) {
 		nr_counts = NR_COUNTS_SLOW;
@@ -643,5 +641,5 @@ int main(int argc, char **argv)
 		     timeout_scale(), counts[nr_counts - 1]);
 	}
 	atexit(remove_leftovers);
-	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, false);
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, &opts, NULL);
 }

@@ -303,25 +303,22 @@ static int run_stress(bool with_uffd)
 	return CASE_PASS;
 }
 
-static int case_plain(const struct mem_type *unused)
+/* @c->data: whether a mapping of the file is armed. */
+static int case_stress(const struct named_case *c, const struct mem_type *unused)
 {
-	return run_stress(false);
+	return run_stress(*(const bool *)c->data);
 }
 
-static int case_armed(const struct mem_type *unused)
-{
-	return run_stress(true);
-}
+static const bool unarmed, armed = true;
+
+static const struct named_case cases[] = {
+	{ .name = "stress.plain", .fn = case_stress, .data = &unarmed },
+	{ .name = "stress.armed", .fn = case_stress, .data = &armed },
+};
 
 int main(int argc, char **argv)
 {
-	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
-	ksft_set_plan(2);
-	report_case("stress.plain", run_case("stress.plain", case_plain, NULL,
-					     opts.seconds + CASE_TIMEOUT));
-	report_case("stress.armed", run_case("stress.armed", case_armed, NULL,
-					     opts.seconds + CASE_TIMEOUT));
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + CASE_TIMEOUT, &opts, NULL);
 }

@@ -243,7 +243,7 @@ static int check_fault(struct range *r, int hole)
 	return 0;
 }
 
-static int case_self(void)
+static int case_self(const struct named_case *c, const struct mem_type *unused)
 {
 	struct range r;
 	int ret, err;
@@ -286,7 +286,7 @@ static pid_t collapse_elsewhere(int fd, int *res)
 	return pid;
 }
 
-static int case_other(void)
+static int case_other(const struct named_case *c, const struct mem_type *unused)
 {
 	struct range r;
 	int res[2];
@@ -298,7 +298,7 @@ static int case_other(void)
 	return CASE_PASS;
 }
 
-static int case_partial(void)
+static int case_partial(const struct named_case *c, const struct mem_type *unused)
 {
 	struct range r;
 	char *half;
@@ -370,7 +370,7 @@ static long full_scans(void)
 	return atol(v);
 }
 
-static int case_khugepaged(void)
+static int case_khugepaged(const struct named_case *c, const struct mem_type *unused)
 {
 	char saved[3][64], set[3][16] = { "always", "100", "100" };
 	char scans[2][32] = { "?", "?" }, thp_enabled[64] = "?";
@@ -489,7 +489,7 @@ static int arm_next_hpage(struct range *r, int *uffd)
 	return CASE_PASS;
 }
 
-static int case_armed_elsewhere(void)
+static int case_armed_elsewhere(const struct named_case *c, const struct mem_type *unused)
 {
 	struct range r;
 	int uffd, ret, err, first, filled;
@@ -684,12 +684,12 @@ static int register_race(bool armed_next)
 	return CASE_PASS;
 }
 
-static int case_register_race(void)
+static int case_register_race(const struct named_case *c, const struct mem_type *unused)
 {
 	return register_race(false);
 }
 
-static int case_register_race_armed(void)
+static int case_register_race_armed(const struct named_case *c, const struct mem_type *unused)
 {
 	return register_race(true);
 }
@@ -746,17 +746,17 @@ static int collapses_after(enum disarm how)
 	return CASE_PASS;
 }
 
-static int case_unregistered(void)
+static int case_unregistered(const struct named_case *c, const struct mem_type *unused)
 {
 	return collapses_after(UNREGISTER);
 }
 
-static int case_closed(void)
+static int case_closed(const struct named_case *c, const struct mem_type *unused)
 {
 	return collapses_after(CLOSE);
 }
 
-static int case_unmapped(void)
+static int case_unmapped(const struct named_case *c, const struct mem_type *unused)
 {
 	return collapses_after(UNMAP);
 }
@@ -780,53 +780,36 @@ static int collapses_with(__u64 features, __u64 mode, const char *name)
 	return filled == npages / 2 ? CASE_PASS : CASE_FAIL;
 }
 
-static int case_minor_only(void)
+static int case_minor_only(const struct named_case *c, const struct mem_type *unused)
 {
 	return collapses_with(UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR, "MINOR-only");
 }
 
-static int case_wp_only(void)
+static int case_wp_only(const struct named_case *c, const struct mem_type *unused)
 {
 	return collapses_with(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, UFFDIO_REGISTER_MODE_WP,
 			      "WP-only");
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(void);
-} cases[] = {
-	{ "madv_collapse.self", case_self },
-	{ "madv_collapse.other", case_other },
-	{ "madv_collapse.partial", case_partial },
-	{ "khugepaged", case_khugepaged },
-	{ "madv_collapse.register_race", case_register_race },
-	{ "madv_collapse.register_race_armed", case_register_race_armed },
-	{ "madv_collapse.armed_elsewhere", case_armed_elsewhere },
-	{ "madv_collapse.unregistered", case_unregistered },
-	{ "madv_collapse.closed", case_closed },
-	{ "madv_collapse.unmapped", case_unmapped },
-	{ "madv_collapse.minor_only", case_minor_only },
-	{ "madv_collapse.wp_only", case_wp_only },
+static const struct named_case cases[] = {
+	{ .name = "madv_collapse.self", .fn = case_self },
+	{ .name = "madv_collapse.other", .fn = case_other },
+	{ .name = "madv_collapse.partial", .fn = case_partial },
+	{ .name = "khugepaged", .fn = case_khugepaged },
+	{ .name = "madv_collapse.register_race", .fn = case_register_race },
+	{ .name = "madv_collapse.register_race_armed", .fn = case_register_race_armed },
+	{ .name = "madv_collapse.armed_elsewhere", .fn = case_armed_elsewhere },
+	{ .name = "madv_collapse.unregistered", .fn = case_unregistered },
+	{ .name = "madv_collapse.closed", .fn = case_closed },
+	{ .name = "madv_collapse.unmapped", .fn = case_unmapped },
+	{ .name = "madv_collapse.minor_only", .fn = case_minor_only },
+	{ .name = "madv_collapse.wp_only", .fn = case_wp_only },
 };
-
-static int cur;
-
-static int run_cur(const struct mem_type *unused)
-{
-	return cases[cur].fn();
-}
 
 int main(int argc, char **argv)
 {
-	int n = ARRAY_SIZE(cases);
-
-	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
 	npages = HPAGE / page;
-	ksft_set_plan(n);
-	for (cur = 0; cur < n; cur++)
-		report_case(cases[cur].name, run_case(cases[cur].name, run_cur, NULL,
-						      opts.seconds + CASE_TIMEOUT));
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + CASE_TIMEOUT, &opts, NULL);
 }

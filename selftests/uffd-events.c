@@ -880,22 +880,15 @@ static int drop_advice(const struct mem_type *mt)
 	return is_anon(mt) ? MADV_DONTNEED : MADV_REMOVE;
 }
 
-static int event_case(const struct mem_type *mt, enum ev_kind kind)
+/* fork, remap, unmap: @c->data is the event's kind. */
+static int case_event(const struct named_case *c, const struct mem_type *mt)
 {
+	enum ev_kind kind = *(const enum ev_kind *)c->data;
+
 	return event_round(mt, kind, drop_advice(mt), ev_calls[kind]);
 }
 
-static int case_fork(const struct mem_type *mt)
-{
-	return event_case(mt, EV_FORK);
-}
-
-static int case_remap(const struct mem_type *mt)
-{
-	return event_case(mt, EV_REMAP);
-}
-
-static int case_remove(const struct mem_type *mt)
+static int case_remove(const struct named_case *c, const struct mem_type *mt)
 {
 	int ret = CASE_PASS;
 
@@ -905,11 +898,6 @@ static int case_remove(const struct mem_type *mt)
 	if (ret == CASE_PASS)
 		ret = event_round(mt, EV_REMOVE, MADV_DONTNEED, "MADV_DONTNEED");
 	return ret;
-}
-
-static int case_unmap(const struct mem_type *mt)
-{
-	return event_case(mt, EV_UNMAP);
 }
 
 /* After the target is gone, UFFDIO_COPY must fail with ESRCH (or ENOSPC). */
@@ -927,10 +915,10 @@ static int copy_after_exit(struct target *t, const char *when)
 	return -1;
 }
 
-static int case_exit_copy(const struct mem_type *mt)
+static int case_exit_copy(const struct named_case *c, const struct mem_type *mt)
 {
 	struct uffd_msg msg, want = { .event = UFFD_EVENT_PAGEFAULT };
-	struct cmd c = { .op = OP_EXIT };
+	struct cmd cmd = { .op = OP_EXIT };
 	struct target t;
 	int ret, bad = 0;
 
@@ -943,7 +931,7 @@ static int case_exit_copy(const struct mem_type *mt)
 		diag("UFFDIO_COPY while the target lives: %s", strerror(-ret));
 		bad = -1;
 	}
-	target_send(&t, &c);
+	target_send(&t, &cmd);
 	if (target_reap(&t, now(), "exit")) {
 		target_abort(&t);
 		return CASE_FAIL;
@@ -956,9 +944,9 @@ static int case_exit_copy(const struct mem_type *mt)
 	ret = target_start(&t, mt, NPAGES);
 	if (ret)
 		return ret;
-	c.op = OP_TOUCH;
-	c.addr = pg(&t, 1) + 5;
-	target_send(&t, &c);
+	cmd.op = OP_TOUCH;
+	cmd.addr = pg(&t, 1) + 5;
+	target_send(&t, &cmd);
 	want.arg.pagefault.address = pg(&t, 1);
 	ret = uffd_race_read_msg(t.uffd, &msg, EVENT_MS);
 	if (ret != 1 || check_msg("kill: the target's read of page 1", &msg, &want)) {
@@ -1088,14 +1076,14 @@ static int unread_round(const struct mem_type *mt, enum ev_kind kind, enum unrea
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static enum unread_how cur_how;
-
-static int case_unread(const struct mem_type *mt)
+/* @c->data: how the queued event is left unread. */
+static int case_unread(const struct named_case *c, const struct mem_type *mt)
 {
+	enum unread_how how = *(const enum unread_how *)c->data;
 	int bad = 0;
 
 	for (enum ev_kind k = EV_FORK; k <= EV_UNMAP; k++) {
-		int ret = unread_round(mt, k, cur_how);
+		int ret = unread_round(mt, k, how);
 
 		if (ret == CASE_SKIP)
 			diag("%s: mremap of hugetlb unsupported, skipped", mt->name);
@@ -1103,24 +1091,6 @@ static int case_unread(const struct mem_type *mt)
 			bad = -1;
 	}
 	return bad ? CASE_FAIL : CASE_PASS;
-}
-
-static int case_unread_kill(const struct mem_type *mt)
-{
-	cur_how = BY_KILL;
-	return case_unread(mt);
-}
-
-static int case_unread_close(const struct mem_type *mt)
-{
-	cur_how = BY_CLOSE;
-	return case_unread(mt);
-}
-
-static int case_unread_monitor_exit(const struct mem_type *mt)
-{
-	cur_how = BY_MONITOR_EXIT;
-	return case_unread(mt);
 }
 
 /* fork_race: the monitor's background copier. */
@@ -1361,7 +1331,7 @@ static int race_round(const struct mem_type *mt, unsigned int round, unsigned in
 	return target_finish(&t) ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_fork_race(const struct mem_type *mt)
+static int case_fork_race(const struct named_case *c, const struct mem_type *mt)
 {
 	unsigned int state = opts.seed ^ (unsigned int)(mt - mem_types) * 0x9e3779b9;
 	struct race_stats s = { 0 };
@@ -1387,40 +1357,26 @@ static int case_fork_race(const struct mem_type *mt)
 	return ret;
 }
 
-static const struct {
-	const char *name;
-	int (*fn)(const struct mem_type *mt);
-} cases[] = {
-	{ "fork", case_fork },
-	{ "remap", case_remap },
-	{ "remove", case_remove },
-	{ "unmap", case_unmap },
-	{ "exit_copy", case_exit_copy },
-	{ "unread_kill", case_unread_kill },
-	{ "unread_close", case_unread_close },
-	{ "unread_monitor_exit", case_unread_monitor_exit },
-	{ "fork_race", case_fork_race },
+static const enum ev_kind ev_kinds[] = { EV_FORK, EV_REMAP, EV_REMOVE, EV_UNMAP };
+static const enum unread_how unread_hows[] = { BY_KILL, BY_CLOSE, BY_MONITOR_EXIT };
+
+static const struct named_case cases[] = {
+	{ .name = "fork", .fn = case_event, .mem = MEM_ALL, .data = &ev_kinds[EV_FORK] },
+	{ .name = "remap", .fn = case_event, .mem = MEM_ALL, .data = &ev_kinds[EV_REMAP] },
+	{ .name = "remove", .fn = case_remove, .mem = MEM_ALL },
+	{ .name = "unmap", .fn = case_event, .mem = MEM_ALL, .data = &ev_kinds[EV_UNMAP] },
+	{ .name = "exit_copy", .fn = case_exit_copy, .mem = MEM_ALL },
+	{ .name = "unread_kill", .fn = case_unread, .mem = MEM_ALL,
+	  .data = &unread_hows[BY_KILL] },
+	{ .name = "unread_close", .fn = case_unread, .mem = MEM_ALL,
+	  .data = &unread_hows[BY_CLOSE] },
+	{ .name = "unread_monitor_exit", .fn = case_unread, .mem = MEM_ALL,
+	  .data = &unread_hows[BY_MONITOR_EXIT] },
+	{ .name = "fork_race", .fn = case_fork_race, .mem = MEM_ALL },
 };
 
 int main(int argc, char **argv)
 {
-	int ncases = ARRAY_SIZE(cases);
-	char name[64];
-
-	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
-	ksft_set_plan(ncases * nr_mem_types);
-	for (int c = 0; c < ncases; c++) {
-		for (int i = 0; i < nr_mem_types; i++) {
-			double t0 = now();
-			int ret;
-
-			snprintf(name, sizeof(name), "%s.%s", cases[c].name, mem_types[i].name);
-			ret = run_case(name, cases[c].fn, &mem_types[i],
-				       CASE_TIMEOUT + opts.seconds);
-			diag("%s: %.1f s", name, now() - t0);
-			report_case(name, ret);
-		}
-	}
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT + opts.seconds, &opts, NULL);
 }

@@ -821,15 +821,19 @@ static int kvm_apf_rounds(bool race)
 	return CASE_PASS;
 }
 
-static int case_kvm_apf_race(const struct mem_type *mt)
+/* @c->data: whether the monitor leaves the faults unresolved (the race). */
+static int case_kvm_apf(const struct named_case *c, const struct mem_type *unused)
 {
-	return kvm_apf_rounds(true);
+	return kvm_apf_rounds(*(const bool *)c->data);
 }
 
-static int case_kvm_apf_resolved(const struct mem_type *mt)
-{
-	return kvm_apf_rounds(false);
-}
+static const bool resolved, unresolved = true;
+
+/* The control first: after a livelock the kernel is no control. */
+static const struct named_case cases[] = {
+	{ .name = "kvm_apf.resolved", .fn = case_kvm_apf, .data = &resolved },
+	{ .name = "kvm_apf.anon", .fn = case_kvm_apf, .data = &unresolved },
+};
 
 int main(int argc, char **argv)
 {
@@ -839,8 +843,6 @@ int main(int argc, char **argv)
 	/* Diagnostics as they come: a case killed on its deadline loses a buffer. */
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	parse_test_opts(argc, argv, &opts);
-	ksft_print_header();
-	ksft_set_plan(2);
 	kvm = open("/dev/kvm", O_RDWR | O_CLOEXEC);
 	if (kvm < 0)
 		why = errno == ENOENT ? "no /dev/kvm (a kernel without KVM, or no SVM/VMX)" :
@@ -850,16 +852,5 @@ int main(int argc, char **argv)
 		why = "KVM without an in-kernel irqchip or async page faults";
 	if (kvm >= 0)
 		close(kvm);
-	if (why) {
-		diag("%s", why);
-		ksft_test_result_skip("kvm_apf.resolved\n");
-		ksft_test_result_skip("kvm_apf.anon\n");
-		return finish_tests();
-	}
-	/* The control first: after a livelock the kernel is no control. */
-	report_case("kvm_apf.resolved", run_case("kvm_apf.resolved", case_kvm_apf_resolved, NULL,
-						 opts.seconds + 3 * HANG_BASE_S + 60));
-	report_case("kvm_apf.anon", run_case("kvm_apf.anon", case_kvm_apf_race, NULL,
-					     opts.seconds + 3 * HANG_BASE_S + 60));
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 3 * HANG_BASE_S + 60, &opts, why);
 }

@@ -348,8 +348,8 @@ int timeout_scale(void)
 	return n > 0 ? n : 1;
 }
 
-int run_case(const char *name, int (*fn)(const struct mem_type *mt),
-	     const struct mem_type *mt, int timeout_s)
+int run_case(const char *name, const struct named_case *c, const struct mem_type *mt,
+	     int timeout_s)
 {
 	const int limit = timeout_s * timeout_scale();
 	double start, moved, told;
@@ -390,7 +390,7 @@ int run_case(const char *name, int (*fn)(const struct mem_type *mt),
 		if (mlockall(MCL_CURRENT))
 			diag("%s: mlockall: %s (a wedged mm may hide the report)",
 			     name, strerror(errno));
-		r = fn(mt);
+		r = c->fn(c, mt);
 		/* _exit() drops stdio buffers: keep the case's diagnostics. */
 		fflush(stdout);
 		fflush(stderr);

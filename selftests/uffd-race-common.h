@@ -123,15 +123,17 @@ int uffd_copy(int uffd, void *dst, const void *src, size_t len);
  */
 int uffd_race_read_msg(int uffd, struct uffd_msg *msg, int timeout_ms);
 
+struct named_case;
+
 /*
- * Run @fn(@arg) in a child process and return CASE_PASS, CASE_FAIL or
- * CASE_SKIP. @timeout_s (times $UFFD_TIMEOUT_SCALE when set) is how long
- * the child may go without a case_progress(), counted from its start: a
- * child that does is killed (its whole process group) and counts as a
- * failure.
+ * Run @c on @mt (NULL for a case without memory types) in a child process
+ * and return CASE_PASS, CASE_FAIL or CASE_SKIP. @timeout_s (times
+ * $UFFD_TIMEOUT_SCALE when set) is how long the child may go without a
+ * case_progress(), counted from its start: a child that does is killed
+ * (its whole process group) and counts as a failure.
  */
-int run_case(const char *name, int (*fn)(const struct mem_type *mt),
-	     const struct mem_type *mt, int timeout_s);
+int run_case(const char *name, const struct named_case *c, const struct mem_type *mt,
+	     int timeout_s);
 
 /*
  * From a case child: one step of the case is done (a round, a cycle), so
@@ -185,28 +187,80 @@ static inline int finish_tests(void)
 	return 0;
 }
 
-/* A test's cases, for run_cases(). */
-struct named_case {
-	const char *name;
-	int (*fn)(const struct mem_type *mt);
-};
+/* The memory types a case runs on, as bits of the index in mem_types[]. */
+#define MEM_ANON	0x1U
+#define MEM_SHMEM	0x2U
+#define MEM_HUGETLB	0x4U
+#define MEM_ALL		(MEM_ANON | MEM_SHMEM | MEM_HUGETLB)
 
 /*
- * Plan @n cases and run each in its own child (run_case()), or report them
- * all SKIP when @skip. Then print the totals and exit. Inline for the same
- * reason as report_case().
+ * One case of a test's table, for run_cases(): it runs once per memory
+ * type of @mem, named NAME.TYPE, or once, named NAME, when @mem is 0.
+ * @opt_in: the types of @mem (any bit, for a case without @mem) that run
+ * only with -a; their SKIP line says @opt_in_why. @data: the case's own
+ * parameters, for @fn.
+ */
+struct named_case {
+	const char *name;
+	int (*fn)(const struct named_case *c, const struct mem_type *mt);
+	unsigned int mem;
+	unsigned int opt_in;
+	const char *opt_in_why;
+	const void *data;
+};
+
+/* Whether a run of @c on type @type (-1: none) is opt-in and not opted in. */
+static inline bool case_left_out(const struct named_case *c, int type, bool all_types)
+{
+	if (all_types || !c->opt_in)
+		return false;
+	return type < 0 || (c->opt_in & (1U << type));
+}
+
+/*
+ * Plan the @n cases of @cases crossed with their memory types and run each
+ * in its own child (run_case()) with @timeout_s, or report them all SKIP
+ * with @skip_why when it is not NULL. Then print the totals and exit. @o:
+ * the test's options (-a), or NULL. Inline for the same reason as
+ * report_case().
  */
 static inline int run_cases(const struct named_case *cases, int n, int timeout_s,
-			    bool skip)
+			    const struct test_opts *o, const char *skip_why)
 {
-	ksft_print_header();
-	ksft_set_plan(n);
+	bool all_types = o && o->all_types;
+	unsigned int plan = 0;
+	char name[96];
+
 	for (int i = 0; i < n; i++) {
-		if (skip)
-			ksft_test_result_skip("%s\n", cases[i].name);
+		if (cases[i].mem)
+			plan += __builtin_popcount(cases[i].mem);
 		else
-			report_case(cases[i].name, run_case(cases[i].name, cases[i].fn,
-							    NULL, timeout_s));
+			plan++;
+	}
+	ksft_print_header();
+	ksft_set_plan(plan);
+	for (int i = 0; i < n; i++) {
+		const struct named_case *c = &cases[i];
+
+		for (int type = c->mem ? 0 : -1; type < nr_mem_types; type++) {
+			const struct mem_type *mt = type < 0 ? NULL : &mem_types[type];
+
+			if (type >= 0 && !(c->mem & (1U << type)))
+				continue;
+			if (mt)
+				snprintf(name, sizeof(name), "%s.%s", c->name, mt->name);
+			else
+				snprintf(name, sizeof(name), "%s", c->name);
+			if (skip_why)
+				ksft_test_result_skip("%s: %s\n", name, skip_why);
+			else if (case_left_out(c, type, all_types))
+				ksft_test_result_skip("%s: opt-in (-a): %s\n", name,
+						      c->opt_in_why);
+			else
+				report_case(name, run_case(name, c, mt, timeout_s));
+			if (type < 0)
+				break;
+		}
 	}
 	return finish_tests();
 }

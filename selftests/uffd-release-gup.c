@@ -54,10 +54,7 @@
 
 enum gup_op { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE };
 
-static const char *const op_names[] = {
-	[PROC_READ] = "proc_read", [PROC_WRITE] = "proc_write",
-	[VM_READ] = "vm_read", [VM_WRITE] = "vm_write",
-};
+static const enum gup_op gup_ops[] = { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE };
 
 static struct test_opts opts = { .rounds = 150, .seconds = 5 };
 static enum gup_op cur_op;
@@ -355,11 +352,10 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-static int bench_threads;
-
-static int case_bench(const struct mem_type *unused)
+static int case_bench(const struct named_case *c, const struct mem_type *unused)
 {
 	static double us[MAX_BENCH_ROUNDS], close_us[MAX_BENCH_ROUNDS];
+	const int bench_threads = *(const int *)c->data;
 	unsigned int state = opts.seed ^ bench_threads;
 	double end = now() + opts.seconds;
 	int n = 0;
@@ -381,28 +377,33 @@ static int case_bench(const struct mem_type *unused)
 	return CASE_PASS;
 }
 
+/* One case per GUP thread count of -n: the table is made at run time. */
 static int bench_main(void)
 {
-	static const int threads[] = { 0, 1, 4, 16 };
-	char name[32];
+	static const int defaults[] = { 0, 1, 4, 16 };
+	static struct named_case cases[MAX_SIZES];
+	static char names[MAX_SIZES][32];
+	static int threads[MAX_SIZES];
 
 	if (!opts.nr_sizes) {
-		opts.nr_sizes = ARRAY_SIZE(threads);
-		memcpy(opts.sizes, threads, sizeof(threads));
+		opts.nr_sizes = ARRAY_SIZE(defaults);
+		memcpy(opts.sizes, defaults, sizeof(defaults));
 	}
-	ksft_set_plan(opts.nr_sizes);
 	for (int i = 0; i < opts.nr_sizes; i++) {
-		bench_threads = opts.sizes[i] < MAX_GUP_THREADS ? opts.sizes[i] : MAX_GUP_THREADS;
-		snprintf(name, sizeof(name), "bench.gup%d", bench_threads);
-		report_case(name, run_case(name, case_bench, NULL,
-					   opts.seconds + 6 * PROBE_TIMEOUT));
+		threads[i] = opts.sizes[i] < MAX_GUP_THREADS ? opts.sizes[i] : MAX_GUP_THREADS;
+		snprintf(names[i], sizeof(names[i]), "bench.gup%d", threads[i]);
+		cases[i] = (struct named_case){ .name = names[i], .fn = case_bench,
+						.data = &threads[i] };
 	}
-	return finish_tests();
+	return run_cases(cases, opts.nr_sizes, opts.seconds + 6 * PROBE_TIMEOUT, &opts, NULL);
 }
 
-static int case_release_gup(const struct mem_type *mt)
+static int case_release_gup(const struct named_case *c, const struct mem_type *mt)
 {
-	unsigned int state = opts.seed ^ (cur_op << 8) ^ (unsigned int)(mt - mem_types);
+	unsigned int state;
+
+	cur_op = *(const enum gup_op *)c->data;
+	state = opts.seed ^ (cur_op << 8) ^ (unsigned int)(mt - mem_types);
 	double end = now() + opts.seconds;
 	int round;
 
@@ -412,33 +413,28 @@ static int case_release_gup(const struct mem_type *mt)
 		if (ret != CASE_PASS)
 			return ret;
 	}
-	diag("%s.%s: %d rounds, no livelock", op_names[cur_op], mt->name, round - 1);
+	diag("%s.%s: %d rounds, no livelock", c->name, mt->name, round - 1);
 	return CASE_PASS;
 }
 
+/* hugetlb: see above. */
+#define HUGETLB_WHY	"the window is too narrow for a verdict"
+
+static const struct named_case cases[] = {
+	{ .name = "proc_read", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
+	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[PROC_READ] },
+	{ .name = "proc_write", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
+	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[PROC_WRITE] },
+	{ .name = "vm_read", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
+	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[VM_READ] },
+	{ .name = "vm_write", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
+	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[VM_WRITE] },
+};
+
 int main(int argc, char **argv)
 {
-	char name[64];
-
-	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
 	if (opts.bench)
 		return bench_main();
-	ksft_set_plan(4 * nr_mem_types);
-	for (cur_op = PROC_READ; cur_op <= VM_WRITE; cur_op++) {
-		for (int i = 0; i < nr_mem_types; i++) {
-			snprintf(name, sizeof(name), "%s.%s", op_names[cur_op],
-				 mem_types[i].name);
-			/* hugetlb is last in mem_types: see above */
-			if (i == nr_mem_types - 1 && !opts.all_types) {
-				diag("%s: opt-in (-a): the window is too narrow for a verdict",
-				     name);
-				ksft_test_result_skip("%s\n", name);
-				continue;
-			}
-			report_case(name, run_case(name, case_release_gup, &mem_types[i],
-						   opts.seconds + 6 * PROBE_TIMEOUT));
-		}
-	}
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 6 * PROBE_TIMEOUT, &opts, NULL);
 }

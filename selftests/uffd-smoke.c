@@ -24,7 +24,7 @@
 
 #define CASE_TIMEOUT	30
 
-static int case_api(const struct mem_type *unused)
+static int case_api(const struct named_case *c, const struct mem_type *unused)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	struct uffdio_register reg = { 0 };
@@ -106,7 +106,7 @@ static void *fault_pages(void *arg)
 	return NULL;
 }
 
-static int case_missing_copy(const struct mem_type *mt)
+static int case_missing_copy(const struct named_case *c, const struct mem_type *mt)
 {
 	size_t page = mt->page_size();
 	int npages = page > 65536 ? 4 : 16;
@@ -218,18 +218,12 @@ static int case_missing_copy(const struct mem_type *mt)
 	return CASE_PASS;
 }
 
+static const struct named_case cases[] = {
+	{ .name = "api", .fn = case_api },
+	{ .name = "missing_copy", .fn = case_missing_copy, .mem = MEM_ALL },
+};
+
 int main(void)
 {
-	char name[64];
-
-	ksft_print_header();
-	ksft_set_plan(1 + nr_mem_types);
-
-	report_case("api", run_case("api", case_api, NULL, CASE_TIMEOUT));
-	for (int i = 0; i < nr_mem_types; i++) {
-		snprintf(name, sizeof(name), "missing_copy.%s", mem_types[i].name);
-		report_case(name, run_case(name, case_missing_copy, &mem_types[i],
-					   CASE_TIMEOUT));
-	}
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, NULL, NULL);
 }

@@ -820,7 +820,7 @@ static void *watchdog(void *unused)
 	return NULL;
 }
 
-static int case_fuzz(const struct mem_type *unused)
+static int case_fuzz(const struct named_case *c, const struct mem_type *unused)
 {
 	struct worker_proc *w = workers;
 	struct audit_totals at = { 0 };
@@ -937,18 +937,13 @@ static int case_fuzz(const struct mem_type *unused)
 }
 
 static const struct named_case cases[] = {
-	{ "fuzz", case_fuzz },
+	{ .name = "fuzz", .fn = case_fuzz },
 };
 
 int main(int argc, char **argv)
 {
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
-	if (uffd_debug_ready()) {
-		ksft_print_header();
-		ksft_set_plan(1);
-		ksft_test_result_skip("fuzz: the debug module is not available\n");
-		return finish_tests();
-	}
-	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 2 * ROUND_LIMIT_S + 30, false);
+	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 2 * ROUND_LIMIT_S + 30, &opts,
+			 uffd_debug_missing());
 }

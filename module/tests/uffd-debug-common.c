@@ -51,6 +51,13 @@ int uffd_debug_ready(void)
 	return 0;
 }
 
+const char *uffd_debug_missing(void)
+{
+	if (uffd_debug_ready())
+		return "the debug module is not available";
+	return NULL;
+}
+
 char *uffd_debug_read(const char *name)
 {
 	size_t len = 0, cap = 4096;

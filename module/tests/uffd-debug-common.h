@@ -17,6 +17,8 @@
 #define UFFD_DEBUG_DIR		"/sys/kernel/debug/uffd_debug"
 #define UFFD_DEBUG_KO_DEFAULT	"/lib/modules/uffd_debug.ko"
 int uffd_debug_ready(void);
+/* NULL when uffd_debug_ready(), else why not: for run_cases()' @skip_why. */
+const char *uffd_debug_missing(void);
 /* Load (finit_module) or unload (delete_module) the module: 0 or -errno. */
 int uffd_debug_load(void);
 int uffd_debug_unload(void);

@@ -158,7 +158,7 @@ static int gup_combination(const char **f, char *line, unsigned long base,
 	return got ? 1 : 0;
 }
 
-static int case_gup(const struct mem_type *unused)
+static int case_gup(const struct named_case *c, const struct mem_type *unused)
 {
 	char me[16], a[32], ahex[32], line[512];
 	const char *const pids[] = { me, "0", "-1", "x", NO_PID, NULL };
@@ -229,12 +229,12 @@ static int case_gup(const struct mem_type *unused)
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_shmem(const struct mem_type *unused)
+static int case_shmem(const struct named_case *c, const struct mem_type *unused)
 {
 	char me[16], mfd[16], pfd[16], line[512];
 	const char *const a[] = { me, "x", "-1", NO_PID, "/tmp/uffd-debug-input", "clear", NULL };
 	const char *const b[] = { mfd, "999", "-2", "y", pfd, NULL };
-	const char *const c[] = { NULL, "extra" };
+	const char *const e[] = { NULL, "extra" };
 	int memfd, pipefd[2], fd, uffd, hfd, bad = 0, i, j, k, got, want;
 
 	memfd = memfd_create("uffd-debug-input", 0);
@@ -249,7 +249,7 @@ static int case_shmem(const struct mem_type *unused)
 	for (i = 0; i < 7; i++)
 		for (j = 0; j < 6; j++)
 			for (k = 0; k < 2; k++) {
-				const char *f[3] = { a[i], b[j], c[k] };
+				const char *f[3] = { a[i], b[j], e[k] };
 				int n = 0;
 
 				line[0] = '\0';
@@ -317,7 +317,7 @@ static int case_shmem(const struct mem_type *unused)
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_stats(const struct mem_type *unused)
+static int case_stats(const struct named_case *c, const struct mem_type *unused)
 {
 	static const struct { const char *line; int want; } t[] = {
 		{ "reset", 0 }, { "reset\n", 0 }, { "RESET", -EINVAL },
@@ -334,7 +334,7 @@ static int case_stats(const struct mem_type *unused)
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_contexts(const struct mem_type *unused)
+static int case_contexts(const struct named_case *c, const struct mem_type *unused)
 {
 	char path[] = UFFD_DEBUG_DIR "/contexts", buf[64];
 	int fd, uffd = uffd_race_open_api(0, NULL), bad = 0;
@@ -370,7 +370,7 @@ static int case_contexts(const struct mem_type *unused)
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_random(const struct mem_type *unused)
+static int case_random(const struct named_case *c, const struct mem_type *unused)
 {
 	static const char *const files[] = { "gup", "shmem", "stats" };
 	static const int ok_errnos[] = {
@@ -416,7 +416,7 @@ static int case_random(const struct mem_type *unused)
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_exiting(const struct mem_type *unused)
+static int case_exiting(const struct named_case *c, const struct mem_type *unused)
 {
 	unsigned int st = opts.seed;
 	int bad = 0, memfd = memfd_create("uffd-debug-exit", 0);
@@ -455,7 +455,7 @@ static int case_exiting(const struct mem_type *unused)
 }
 
 /* After all the above, every file still answers. */
-static int case_still_working(const struct mem_type *unused)
+static int case_still_working(const struct named_case *c, const struct mem_type *unused)
 {
 	static const char *const files[] = { "contexts", "shmem", "stats", "gup" };
 
@@ -472,18 +472,19 @@ static int case_still_working(const struct mem_type *unused)
 }
 
 static const struct named_case cases[] = {
-	{ "input.gup", case_gup },
-	{ "input.shmem", case_shmem },
-	{ "input.stats", case_stats },
-	{ "input.contexts", case_contexts },
-	{ "input.random", case_random },
-	{ "input.exiting", case_exiting },
-	{ "input.still_working", case_still_working },
+	{ .name = "input.gup", .fn = case_gup },
+	{ .name = "input.shmem", .fn = case_shmem },
+	{ .name = "input.stats", .fn = case_stats },
+	{ .name = "input.contexts", .fn = case_contexts },
+	{ .name = "input.random", .fn = case_random },
+	{ .name = "input.exiting", .fn = case_exiting },
+	{ .name = "input.still_working", .fn = case_still_working },
 };
 
 int main(int argc, char **argv)
 {
 	page = sysconf(_SC_PAGESIZE);
 	parse_test_opts(argc, argv, &opts);
-	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, uffd_debug_ready() != 0);
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, NULL,
+			 uffd_debug_missing());
 }

@@ -115,7 +115,7 @@ static bool has_range(const char *block, void *p, size_t len, const char *what)
 	return strstr(block, want);
 }
 
-static int case_contexts(const struct mem_type *unused)
+static int case_contexts(const struct named_case *c, const struct mem_type *unused)
 {
 	char *anon, *shm, *block, *text, owner[64], src[4096];
 	struct uffd_msg msg;
@@ -209,7 +209,7 @@ static void *do_fork(void *arg)
 	return NULL;
 }
 
-static int case_fork_event(const struct mem_type *unused)
+static int case_fork_event(const struct named_case *c, const struct mem_type *unused)
 {
 	char *anon, *text = NULL, *block = NULL, *kid, want[128];
 	struct forker f = { .child = -1 };
@@ -413,12 +413,12 @@ static int shmem_audit(bool counter)
 	return CASE_PASS;
 }
 
-static int case_shmem_recount(const struct mem_type *unused)
+static int case_shmem_recount(const struct named_case *c, const struct mem_type *unused)
 {
 	return shmem_audit(false);
 }
 
-static int case_shmem_counter(const struct mem_type *unused)
+static int case_shmem_counter(const struct named_case *c, const struct mem_type *unused)
 {
 	return shmem_audit(true);
 }
@@ -444,7 +444,7 @@ static bool stats_are(const char *step, const char *const *keys,
 	return ok;
 }
 
-static int case_stats(const struct mem_type *unused)
+static int case_stats(const struct named_case *c, const struct mem_type *unused)
 {
 	static const char *const keys[] = {
 		"shmem_missing.register.up", "shmem_missing.split.up",
@@ -534,7 +534,7 @@ static char *gup_run(void *p, size_t len, double seconds)
 	return NULL;
 }
 
-static int case_gup_populated(const struct mem_type *unused)
+static int case_gup_populated(const struct named_case *c, const struct mem_type *unused)
 {
 	size_t len = 16 * page;
 	char *p, *text;
@@ -583,7 +583,7 @@ static void *resolve_all(void *arg)
 	return NULL;
 }
 
-static int case_gup_uffd(const struct mem_type *unused)
+static int case_gup_uffd(const struct named_case *c, const struct mem_type *unused)
 {
 	struct monitor m = { 0 };
 	size_t len = 8 * page;
@@ -645,7 +645,7 @@ static void churn(void)
 	}
 }
 
-static int case_reload(const struct mem_type *unused)
+static int case_reload(const struct named_case *c, const struct mem_type *unused)
 {
 	int busy = 0, err = 0, i;
 	pid_t kids[2];
@@ -690,7 +690,7 @@ static int case_reload(const struct mem_type *unused)
 	return CASE_PASS;
 }
 
-static int case_kmemleak(const struct mem_type *unused)
+static int case_kmemleak(const struct named_case *c, const struct mem_type *unused)
 {
 	const char *km = "/sys/kernel/debug/kmemleak";
 	char buf[4096];
@@ -717,19 +717,20 @@ static int case_kmemleak(const struct mem_type *unused)
 }
 
 static const struct named_case cases[] = {
-	{ "contexts.listed", case_contexts },
-	{ "contexts.fork_event", case_fork_event },
-	{ "shmem.recount", case_shmem_recount },
-	{ "shmem.counter", case_shmem_counter },
-	{ "stats", case_stats },
-	{ "gup.populated", case_gup_populated },
-	{ "gup.uffd", case_gup_uffd },
-	{ "module.reload", case_reload },
-	{ "module.kmemleak", case_kmemleak },
+	{ .name = "contexts.listed", .fn = case_contexts },
+	{ .name = "contexts.fork_event", .fn = case_fork_event },
+	{ .name = "shmem.recount", .fn = case_shmem_recount },
+	{ .name = "shmem.counter", .fn = case_shmem_counter },
+	{ .name = "stats", .fn = case_stats },
+	{ .name = "gup.populated", .fn = case_gup_populated },
+	{ .name = "gup.uffd", .fn = case_gup_uffd },
+	{ .name = "module.reload", .fn = case_reload },
+	{ .name = "module.kmemleak", .fn = case_kmemleak },
 };
 
 int main(int argc, char **argv)
 {
 	page = sysconf(_SC_PAGESIZE);
-	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, uffd_debug_ready() != 0);
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, NULL,
+			 uffd_debug_missing());
 }

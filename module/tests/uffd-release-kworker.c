@@ -149,7 +149,7 @@ static void wait_hung_report(pid_t tid)
 	close(fd);
 }
 
-static int case_release(const struct mem_type *mt)
+static int case_release(const struct named_case *c, const struct mem_type *mt)
 {
 	int round, pfd[2], resolve, hit = 0;
 	double t0 = now();
@@ -228,28 +228,14 @@ static int case_release(const struct mem_type *mt)
 	return CASE_PASS;
 }
 
+static const struct named_case cases[] = {
+	{ .name = "release_kworker", .fn = case_release, .mem = MEM_ANON | MEM_SHMEM },
+};
+
 int main(int argc, char **argv)
 {
-	static const char *const types[] = { "anon", "shmem" };
-	char name[64];
-	int i, t;
-
 	page = sysconf(_SC_PAGESIZE);
 	parse_test_opts(argc, argv, &opts);
-	ksft_print_header();
-	ksft_set_plan(ARRAY_SIZE(types));
-	if (uffd_debug_ready()) {
-		for (t = 0; t < (int)ARRAY_SIZE(types); t++)
-			ksft_test_result_skip("release_kworker.%s\n", types[t]);
-		return finish_tests();
-	}
-	for (t = 0; t < (int)ARRAY_SIZE(types); t++) {
-		for (i = 0; i < nr_mem_types; i++)
-			if (!strcmp(mem_types[i].name, types[t]))
-				break;
-		snprintf(name, sizeof(name), "release_kworker.%s", types[t]);
-		report_case(name, run_case(name, case_release, &mem_types[i],
-					   opts.seconds + 2 * HANG_S + HUNG_WAIT_S + 20));
-	}
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 2 * HANG_S + HUNG_WAIT_S + 20,
+			 &opts, uffd_debug_missing());
 }

@@ -7,6 +7,16 @@
  * few of the faults and then closes the userfaultfd while the kworker is
  * still inside GUP.
  *
+ * The livelock needs the close to set the context released while the
+ * kworker holds mmap_lock between two faults: one woken by the last copy
+ * drops the lock and queues behind the closing writer instead. Closing
+ * right after the copy hits that window only when the kworker's vCPU
+ * wakes it at once, which a busy host does not do. So after the resolved
+ * pages the range has a stretch of present pages that the kworker walks
+ * with mmap_lock held, and the monitor waits a random delay of up to
+ * twice that walk's time, measured first with the same trigger, before
+ * it closes: some rounds land in the walk however slowly the guest runs.
+ *
  *  release_kworker.anon    anonymous memory
  *  release_kworker.shmem   a shared memfd mapping
  *
@@ -33,7 +43,8 @@
 
 #include "uffd-debug-common.h"
 
-#define PAGES		32
+#define PAGES		32	/* missing pages: resolved ones, then the rest */
+#define PRESENT		2048	/* present pages after the resolved ones */
 #define HANG_S		5
 #define HUNG_WAIT_S	45
 
@@ -41,15 +52,16 @@ static long page;
 static struct test_opts opts = { .rounds = 1000, .seconds = 20 };
 
 /*
- * The process whose range the kworker faults in: arm it, tell the parent
- * where it is, resolve @resolve faults, close the userfaultfd at once
- * after the last copy, say so, and wait to be killed.
+ * The process whose range the kworker faults in: populate pages @resolve
+ * to @resolve + PRESENT - 1, arm the range, tell the parent where it is,
+ * resolve @resolve faults, close the userfaultfd @delay_us after the last
+ * copy, say so, and wait to be killed.
  */
-static void __noreturn target(const struct mem_type *mt, int resolve, int out)
+static void __noreturn target(const struct mem_type *mt, int resolve, long delay_us, int out)
 {
 	static char src[4096];
 	struct uffd_msg msg;
-	size_t len = PAGES * page;
+	size_t len = (PAGES + PRESENT) * page;
 	char *p;
 	int uffd, done = 0, null = open("/dev/null", O_WRONLY);
 
@@ -60,8 +72,11 @@ static void __noreturn target(const struct mem_type *mt, int resolve, int out)
 	}
 	memset(src, 0x6b, sizeof(src));
 	p = mt->map(len);
+	if (!p)
+		_exit(2);
+	memset(p + resolve * page, 0x5a, PRESENT * page);
 	uffd = uffd_race_open_api(0, NULL);
-	if (!p || uffd < 0 || uffd_register_mode(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING))
+	if (uffd < 0 || uffd_register_mode(uffd, p, len, UFFDIO_REGISTER_MODE_MISSING))
 		_exit(2);
 	if (write(out, &p, sizeof(p)) != sizeof(p))
 		_exit(2);
@@ -72,6 +87,8 @@ static void __noreturn target(const struct mem_type *mt, int resolve, int out)
 			      (msg.arg.pagefault.address & ~(page - 1)), src, page) == 0)
 			done++;
 	}
+	if (delay_us)
+		usleep(delay_us);
 	close(uffd);
 	if (write(out, "c", 1) != 1)
 		_exit(2);
@@ -149,19 +166,59 @@ static void wait_hung_report(pid_t tid)
 	close(fd);
 }
 
+/*
+ * How long the kworker takes over PRESENT present pages of @mt, from the
+ * trigger to the end of its GUP, in us: the longest of three, timed with
+ * whatever load the guest has now. -1 when it cannot be had.
+ */
+static long walk_us(const struct mem_type *mt)
+{
+	size_t len = PRESENT * page;
+	char *p = mt->map(len), *text;
+	long us = -1, v;
+
+	if (!p)
+		return -1;
+	memset(p, 0x5a, len);
+	for (int i = 0; i < 3; i++) {
+		int err = uffd_debug_write("gup", "%d %p %zu write", getpid(), p, len);
+
+		if (err) {
+			diag("gup trigger: %s%s", strerror(-err), err == -EBUSY ?
+			     " (an earlier trigger's GUP never finished)" : "");
+			break;
+		}
+		text = gup_wait_done(HANG_S);
+		if (text && strstr(text, "state done\n") && text_number(text, "elapsed_us", &v) &&
+		    v > us)
+			us = v;
+		free(text);
+	}
+	mt->unmap(p, len);
+	return us;
+}
+
 static int case_release(const struct named_case *c, const struct mem_type *mt)
 {
 	int round, pfd[2], resolve, hit = 0;
 	double t0 = now();
 	unsigned int st = opts.seed;
-	int err;
+	long res, walk, delay;
 	char *p, *text, *before;
-	long res;
 	pid_t pid;
+	int err;
 
+	walk = walk_us(mt);
+	if (walk < 0) {
+		diag("cannot time the kworker's walk of %d present pages", PRESENT);
+		return CASE_FAIL;
+	}
+	diag("the kworker walks %d present pages in %ld us: close 0-%ld us after a copy",
+	     PRESENT, walk, 2 * walk);
 	before = uffd_debug_read("stats");
 	for (round = 1; round <= opts.rounds && now() - t0 < opts.seconds; round++) {
 		resolve = 1 + rnd(&st) % (PAGES / 2);
+		delay = rnd(&st) % (2 * walk + 1);
 		if (pipe(pfd))
 			case_fail_fast("pipe: %s", strerror(errno));
 		pid = fork();
@@ -169,12 +226,12 @@ static int case_release(const struct named_case *c, const struct mem_type *mt)
 			case_fail_fast("fork: %s", strerror(errno));
 		if (!pid) {
 			close(pfd[0]);
-			target(mt, resolve, pfd[1]);
+			target(mt, resolve, delay, pfd[1]);
 		}
 		close(pfd[1]);
 		if (read(pfd[0], &p, sizeof(p)) != sizeof(p))
 			case_fail_fast("round %d: the target did not arm its range", round);
-		err = uffd_debug_write("gup", "%d %p %ld write", pid, p, PAGES * page);
+		err = uffd_debug_write("gup", "%d %p %ld write", pid, p, (PAGES + PRESENT) * page);
 		if (err) {
 			diag("round %d: gup trigger: %s%s", round, strerror(-err), err == -EBUSY ?
 			     " (an earlier trigger's GUP never finished)" : "");
@@ -185,8 +242,9 @@ static int case_release(const struct named_case *c, const struct mem_type *mt)
 
 		if (!wait_byte(pfd[0], HANG_S)) {
 			text = uffd_debug_read("gup");
-			diag("round %d (%d faults resolved): close(uffd) hangs > %d s, gup: %s",
-			     round, resolve, HANG_S, one_line(text));
+			diag("round %d (%d resolved, closed %ld us on): close(uffd) hangs > %d s",
+			     round, resolve, delay, HANG_S);
+			diag("gup: %s", one_line(text));
 			diag("GUP livelock on the released userfaultfd: the kworker spins");
 			diag("with mmap_lock held, the closing task waits for it");
 			kill(pid, SIGKILL);
@@ -206,7 +264,7 @@ static int case_release(const struct named_case *c, const struct mem_type *mt)
 			waitpid(pid, NULL, 0);
 			return CASE_FAIL;
 		}
-		hit += res == PAGES;
+		hit += res == PAGES + PRESENT;
 		free(text);
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -214,7 +272,7 @@ static int case_release(const struct named_case *c, const struct mem_type *mt)
 	}
 	text = uffd_debug_read("stats");
 	diag("%d rounds in %.1f s, GUP faulted all %d pages in %d; no livelock",
-	     round - 1, now() - t0, PAGES, hit);
+	     round - 1, now() - t0, PAGES + PRESENT, hit);
 	if (before && text && !strstr(text, "not available")) {
 		long b, a;
 

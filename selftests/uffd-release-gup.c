@@ -56,7 +56,14 @@ enum gup_op { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE };
 
 static const enum gup_op gup_ops[] = { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE };
 
-static struct test_opts opts = { .rounds = 150, .seconds = 5 };
+/*
+ * A case is 150 rounds (-r), a count rather than a time, so that a slow
+ * guest gets as many chances to hit the race as a fast one: on a busy
+ * host a 5 s budget once ran out after 66 rounds without one, where the
+ * race usually hits within 20. -t caps it for kernels that are slow by
+ * design (lock debugging and KASAN under emulation: about 70 rounds).
+ */
+static struct test_opts opts = { .rounds = 150, .seconds = 20 };
 static enum gup_op cur_op;
 
 struct round {

@@ -61,7 +61,7 @@ static const enum gup_op gup_ops[] = { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE 
  * guest gets as many chances to hit the race as a fast one: on a busy
  * host a 5 s budget once ran out after 66 rounds without one, where the
  * race usually hits within 20. -t caps it for kernels that are slow by
- * design (lock debugging and KASAN under emulation: about 70 rounds).
+ * design (lock debugging and KASAN under emulation: about 100 rounds).
  */
 static struct test_opts opts = { .rounds = 150, .seconds = 20 };
 static enum gup_op cur_op;

@@ -32,9 +32,10 @@ fi
 kernel=$(sed -n 's/.*uffd_bench.kernel=\([^ ]*\).*/\1/p' /proc/cmdline)
 only=$(sed -n 's/.*uffd_bench.only=\([^ ]*\).*/\1/p' /proc/cmdline)
 slow=$(sed -n 's/.*uffd_bench.slow=\([0-9]*\).*/\1/p' /proc/cmdline)
-# uffd_bench.seed=N replays a run: every test gets -s N (the tests
-# without random choices ignore it).
+# uffd_bench.seed=N replays a run: every test gets UFFD_RANDOM=N in its
+# environment (the tests without random choices ignore it).
 seed=$(sed -n 's/.*uffd_bench.seed=\([0-9]*\).*/\1/p' /proc/cmdline)
+[ -z "$seed" ] || export UFFD_RANDOM="$seed"
 # The tests' own case deadlines stretch with the limits.
 export UFFD_TIMEOUT_SCALE=${slow:-1}
 
@@ -106,10 +107,10 @@ for t in $tests; do
 	# awk, not sed: sed holds each line back until it has read the next.
 	# It also keeps the count of the test's lines in /tmp/lines: the
 	# watchdog below restarts whenever it moves.
-	# shellcheck disable=SC2016 # $$ and $1 are the inner sh's
+	# shellcheck disable=SC2016 # $$ and $0 are the inner sh's
 	(
 		cd /tests &&
-			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0" ${1:+-s "$1"}' "$name" "$seed" 2>&1
+			setsid sh -c 'echo $$ >/tmp/pid; exec ./"$0"' "$name" 2>&1
 		echo $? >/tmp/rc
 	) | awk '{ print "# " $0; fflush(); print ++n > "/tmp/lines"; close("/tmp/lines") }' &
 	pipe=$!

@@ -55,13 +55,18 @@ TOP_RESULT = re.compile(
     r"^(not )?ok (\d+) selftests: uffd-robust: (\S+)(?:\s+#\s*(.*))?$")
 NESTED_PLAN = re.compile(r"^# 1\.\.(\d+)$")
 NESTED_RESULT = re.compile(r"^# (not )?ok (\d+)\s*(.*)$")
+# kselftest_harness.h announces each case before its result; 6.1's names
+# a skipped case only there ("ok 3 # SKIP reason").
+HARNESS_RUN = re.compile(r"^# #\s+RUN\s+(\S+) \.\.\.$")
 DONE = "# uffd-bench: done"
 CPUS = re.compile(r"^# uffd-bench: cpus online (\d+) of (\d+)")
 EXPECTS = ("pass", "fail", "skip", "must-pass")
 KMEMLEAK_BASELINE = "# uffd-bench: kmemleak baseline: "
 HUNG_TASK = re.compile(r"INFO: task (\S+:\d+) blocked( in I/O wait)? for more than")
 TOOK = re.compile(r"^# uffd-bench: (\S+) took (.*)$")
-SEED = re.compile(r"^# # seed (\d+) \(replay with -s")
+# "seed N (replay with -s N)" in logs recorded before the tests took it
+# from the environment.
+SEED = re.compile(r"^# # (?:random start|seed) (\d+) \(replay with")
 # How many of a failed case's own lines the summary quotes.
 WHY_LINES = 8
 
@@ -147,6 +152,7 @@ def parse(lines):
     saw_tap = done = False
     tests = {}
     current = None
+    running = None          # the harness case announced and not yet reported
     splats = []
     last = ""
     cpus = None
@@ -203,6 +209,9 @@ def parse(lines):
             if m:
                 tests[current]["plan"] = int(m.group(1))
                 continue
+            m = HARNESS_RUN.match(line)
+            if m:
+                running = m.group(1)
             m = NESTED_RESULT.match(line)
             if m:
                 desc = m.group(3).strip()
@@ -214,6 +223,8 @@ def parse(lines):
                     desc = mskip.group(2)
                 desc = desc.split(" # ", 1)[0]
                 name = desc.split()[0].rstrip(":") if desc.split() else f"case{m.group(2)}"
+                if running:
+                    name, running = running, None
                 tests[current]["cases"].append((name, res, ""))
                 t["why"][name] = t["block"]
                 t["block"] = []

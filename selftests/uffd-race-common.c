@@ -5,6 +5,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -216,11 +217,46 @@ static int parse_sizes(const char *arg, struct test_opts *o)
 	return 0;
 }
 
+/*
+ * A case child ends in _exit(), which drops what stdio still holds: flush
+ * every line as it is written, whatever stdout is (a pipe, in a VM).
+ */
+static void __attribute__((constructor)) line_buffered_stdout(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+}
+
+int env_int(const char *name, int def)
+{
+	const char *s = getenv(name);
+	char *end;
+	long n;
+
+	if (!s || !*s)
+		return def;
+	n = strtol(s, &end, 0);
+	return *end || n < 0 || n > INT_MAX ? def : (int)n;
+}
+
+unsigned int random_start(void)
+{
+	unsigned int r = (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	const char *s = getenv("UFFD_RANDOM");
+
+	if (s && *s)
+		r = strtoul(s, NULL, 0);
+	ksft_print_msg("random start %u (replay with UFFD_RANDOM=%u)\n", r, r);
+	return r;
+}
+
 void parse_test_opts(int argc, char **argv, struct test_opts *o)
 {
+	const char *r = getenv("UFFD_RANDOM");
 	int c;
 
 	o->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	if (r && *r)
+		o->seed = strtoul(r, NULL, 0);
 	while ((c = getopt(argc, argv, "s:r:t:n:abh")) != -1) {
 		switch (c) {
 		case 'a':
@@ -254,8 +290,8 @@ usage:
 		fprintf(stderr, "%s: rounds and seconds must be positive\n", argv[0]);
 		exit(KSFT_FAIL);
 	}
-	ksft_print_msg("seed %u (replay with -s %u), up to %d rounds or %d s per case\n",
-		       o->seed, o->seed, o->rounds, o->seconds);
+	ksft_print_msg("random start %u (replay with UFFD_RANDOM=%u)\n", o->seed, o->seed);
+	ksft_print_msg("up to %d rounds or %d s per case\n", o->rounds, o->seconds);
 }
 
 double now(void)

@@ -73,6 +73,21 @@ struct test_opts {
 /* Parse the options into @o (defaults already set) and print the seed. */
 void parse_test_opts(int argc, char **argv, struct test_opts *o);
 
+/*
+ * The knobs of a test on kselftest_harness.h, which owns the command line,
+ * come from the environment: UFFD_RANDOM=N replays a run, UFFD_ROUNDS and
+ * UFFD_SECONDS lengthen a case for soak runs, UFFD_ALL_TYPES=1 runs the
+ * cases a test leaves out by default. env_int() returns $@name, or @def
+ * when it is unset or not a number.
+ */
+int env_int(const char *name, int def);
+
+/*
+ * Where this run's random numbers start: $UFFD_RANDOM, or one made of the
+ * time and pid. Printed, so that a failed run can be replayed.
+ */
+unsigned int random_start(void);
+
 /* Seconds on CLOCK_MONOTONIC. */
 double now(void);
 

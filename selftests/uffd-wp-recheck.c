@@ -25,16 +25,16 @@
  * pte before UFFDIO_COPY installed it and been queued after, which the
  * userfaultfd API allows. Every read also checks the page's contents.
  *
- * Cases: hugetlb_private (MISSING|WP: the mapping the bug hit; shared
+ * Variants: hugetlb_private (MISSING|WP: the mapping the bug hit; shared
  * hugetlb faults serialise against the protection change on the vma lock),
  * hugetlb_shared (MISSING|WP), shmem_minor (MINOR|WP: its fault path
- * reads the pte locklessly and raises MINOR without a recheck).
- * Time-bound: -t sets the seconds per case (-r is not used).
+ * reads the pte locklessly and raises MINOR without a recheck). A case
+ * runs for 20 s, or $UFFD_SECONDS.
  *
- * shmem_minor runs only with -a: it finds a live race on both trees
- * (shmem_get_folio_gfp() raises MINOR from the pte that the fault read
- * without the page table lock), every run on mainline within a few
- * seconds but only in some 20 s runs on 6.1, too seldom for a verdict.
+ * shmem_minor runs only with UFFD_ALL_TYPES=1: it finds a live race on
+ * both trees (shmem_get_folio_gfp() raises MINOR from the pte that the
+ * fault read without the page table lock), every run on mainline within a
+ * few seconds but only in some 20 s runs on 6.1, too seldom for a verdict.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -48,6 +48,7 @@
 #include <sys/mman.h>
 
 #include "uffd-race-common.h"
+#include "kselftest_harness.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U
@@ -58,29 +59,45 @@
 #define TOGGLE_JITTER_US	200
 #define MAX_REPORTS	3	/* wrong events printed before giving up */
 
-static struct test_opts opts = { .rounds = 1, .seconds = 20 };
+#define SECONDS		20	/* per case */
 
 enum kind { HUGETLB_PRIVATE, HUGETLB_SHARED, SHMEM_MINOR };
 
+FIXTURE(wp_recheck) {
+	struct state *st;
+};
+
 struct wp_case {
-	const char *name;
 	enum kind kind;
 	__u64 features;
 	__u64 mode;
+	const char *opt_in_why;	/* runs only with UFFD_ALL_TYPES=1, because */
 };
 
-static const struct wp_case wp_cases[] = {
-	{ "hugetlb_private", HUGETLB_PRIVATE, UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
-	  UFFD_FEATURE_MISSING_HUGETLBFS,
-	  UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP },
-	{ "hugetlb_shared", HUGETLB_SHARED, UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
-	  UFFD_FEATURE_MISSING_HUGETLBFS,
-	  UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP },
-	{ "shmem_minor", SHMEM_MINOR, UFFD_FEATURE_WP_HUGETLBFS_SHMEM |
-	  UFFD_FEATURE_MINOR_SHMEM,
-	  UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_WP },
+FIXTURE_VARIANT(wp_recheck) {
+	struct wp_case c;
 };
 
+FIXTURE_VARIANT_ADD(wp_recheck, hugetlb_private) {
+	.c = { HUGETLB_PRIVATE,
+	       UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS,
+	       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP },
+};
+
+FIXTURE_VARIANT_ADD(wp_recheck, hugetlb_shared) {
+	.c = { HUGETLB_SHARED,
+	       UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MISSING_HUGETLBFS,
+	       UFFDIO_REGISTER_MODE_MISSING | UFFDIO_REGISTER_MODE_WP },
+};
+
+/* A live race on both trees, too rare on 6.1 for a verdict. */
+FIXTURE_VARIANT_ADD(wp_recheck, shmem_minor) {
+	.c = { SHMEM_MINOR, UFFD_FEATURE_WP_HUGETLBFS_SHMEM | UFFD_FEATURE_MINOR_SHMEM,
+	       UFFDIO_REGISTER_MODE_MINOR | UFFDIO_REGISTER_MODE_WP,
+	       "shmem raises MINOR from an unlocked pte read" },
+};
+
+/* The case running (one per process: the harness forks each). */
 static const struct wp_case *cur;
 
 struct state {
@@ -96,7 +113,7 @@ struct state {
 	atomic_long installs, wp_faults, early_faults, toggles, writes;
 	atomic_int installed[NPAGES];
 	double t_installed[NPAGES];
-	unsigned int seed;
+	unsigned int rand;
 };
 
 static unsigned char pattern(int i)
@@ -213,7 +230,7 @@ static void *toggler(void *arg)
 	struct state *st = arg;
 	size_t len = NPAGES * st->page;
 
-	unsigned int s = st->seed;
+	unsigned int s = st->rand;
 
 	pin_to_cpu(1);
 	while (!st->stop) {
@@ -251,7 +268,7 @@ static void *faulter(void *arg)
 {
 	struct faulter *f = arg;
 	struct state *st = f->st;
-	unsigned int s = st->seed ^ (f->id * 0x9e3779b9);
+	unsigned int s = st->rand ^ (f->id * 0x9e3779b9);
 	bool seen[NPAGES] = { false };
 
 	/*
@@ -308,43 +325,67 @@ static char *map_case(struct state *st)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-#define RUN_SUMMARY	"%s: %.1f s: %ld pages installed (%ld faults before that), %ld WP faults, %ld protect/unprotect cycles, %ld write bursts, %d wrong events, %d bad reads"
+#define RUN_SUMMARY	"%.1f s: %ld pages installed (%ld faults before that), %ld WP faults, %ld protect/unprotect cycles, %ld write bursts, %d wrong events, %d bad reads"
 
-static int case_wp_recheck(const struct named_case *c, const struct mem_type *unused)
+/* Set up the race; NULL, or why the case cannot run here. */
+static const char *setup_race(struct state *st)
 {
-	struct faulter f[FAULTERS];
-	pthread_t thr[FAULTERS], mon, tog;
-	struct state *st;
+	static char why[200];
 	__u64 ioctls;
 
-	cur = c->data;
-	st = calloc(1, sizeof(*st));
-	if (!st)
-		return CASE_FAIL;
-	st->seed = opts.seed ^ (unsigned int)(cur - wp_cases);
+	if (cur->opt_in_why && !env_int("UFFD_ALL_TYPES", 0)) {
+		snprintf(why, sizeof(why), "opt-in (UFFD_ALL_TYPES=1): %s", cur->opt_in_why);
+		return why;
+	}
+	st->rand = random_start();
 	st->page = cur->kind == SHMEM_MINOR ? (size_t)sysconf(_SC_PAGESIZE) :
 		   mem_types[2].page_size();
-	if (!st->page) {
-		diag("no huge page size: hugetlb not available");
-		return CASE_SKIP;
-	}
+	if (!st->page)
+		return "no huge page size: hugetlb not available";
 	st->uffd = uffd_race_open_api(cur->features, &ioctls);
 	if (st->uffd < 0) {
-		diag("UFFDIO_API with features %#llx: %s: kernel lacks them",
-		     (unsigned long long)cur->features, strerror(errno));
-		return CASE_SKIP;
+		snprintf(why, sizeof(why), "UFFDIO_API with features %#llx: %s",
+			 (unsigned long long)cur->features, strerror(errno));
+		return why;
 	}
 	st->area = map_case(st);
 	st->src = malloc(st->page);
 	if (!st->area || !st->src) {
-		diag("mapping %d pages of %zu bytes: %s (hugetlb pool too small?)",
-		     NPAGES, st->page, strerror(errno));
-		return CASE_SKIP;
+		snprintf(why, sizeof(why), "mapping %d pages of %zu bytes: %s%s", NPAGES,
+			 st->page, strerror(errno), cur->kind == SHMEM_MINOR ? "" :
+			 " (hugetlb pool too small?)");
+		return why;
 	}
+	return NULL;
+}
+
+FIXTURE_SETUP(wp_recheck)
+{
+	cur = &variant->c;
+	self->st = calloc(1, sizeof(*self->st));
+	ASSERT_NE(NULL, self->st);
+}
+
+FIXTURE_TEARDOWN(wp_recheck)
+{
+}
+
+TEST_F_TIMEOUT(wp_recheck, race, SECONDS * 4 + 30)
+{
+	struct state *st = self->st;
+	struct faulter f[FAULTERS];
+	pthread_t thr[FAULTERS], mon, tog;
+	int seconds = env_int("UFFD_SECONDS", SECONDS);
+	const char *why = setup_race(st);
+
+	/* Here, not in the setup: 6.1's harness runs the test after a SKIP there. */
+	if (why)
+		SKIP(return, "%s", why);
 	if (uffd_register_mode(st->uffd, st->area, NPAGES * st->page, cur->mode)) {
-		diag("UFFDIO_REGISTER mode %#llx: %s", (unsigned long long)cur->mode,
-		     strerror(errno));
-		return errno == EINVAL ? CASE_SKIP : CASE_FAIL;
+		if (errno == EINVAL)
+			SKIP(return, "UFFDIO_REGISTER mode %#llx: not supported",
+			     (unsigned long long)cur->mode);
+		ASSERT_EQ(0, errno) TH_LOG("UFFDIO_REGISTER: %s", strerror(errno));
 	}
 
 	st->t0 = now();
@@ -356,7 +397,7 @@ static int case_wp_recheck(const struct named_case *c, const struct mem_type *un
 		pthread_create(&thr[i], NULL, faulter, &f[i]);
 	}
 	/* A kernel with the race fails at the first wrong event. */
-	while (now() - st->t0 < opts.seconds && !st->wrong && !st->bad_data)
+	while (now() - st->t0 < seconds && !st->wrong && !st->bad_data)
 		usleep(20000);
 	st->stop = 1;
 	pthread_join(tog, NULL);
@@ -367,35 +408,14 @@ static int case_wp_recheck(const struct named_case *c, const struct mem_type *un
 	st->stop_monitor = 1;
 	pthread_join(mon, NULL);
 
-	diag(RUN_SUMMARY, cur->name, now() - st->t0, (long)st->installs,
+	diag(RUN_SUMMARY, now() - st->t0, (long)st->installs,
 	     (long)st->early_faults, (long)st->wp_faults, (long)st->toggles,
 	     (long)st->writes, (int)st->wrong, (int)st->bad_data);
-	if (st->wrong || st->bad_data)
-		return CASE_FAIL;
-	if (!st->wp_faults || !st->toggles) {
-		/* No race was run: say so instead of passing. */
-		diag("%s: no WP fault or no toggle happened", cur->name);
-		return CASE_FAIL;
-	}
-	return CASE_PASS;
+	ASSERT_EQ(0, st->wrong);
+	ASSERT_EQ(0, st->bad_data);
+	/* No race was run: say so instead of passing. */
+	EXPECT_NE(0, st->wp_faults) TH_LOG("no WP fault happened");
+	EXPECT_NE(0, st->toggles) TH_LOG("no protect/unprotect cycle happened");
 }
 
-/* shmem: a live race on both trees, too rare on 6.1 for a verdict. */
-#define SHMEM_WHY	"shmem raises MINOR from an unlocked pte read; within 20 s under " \
-			"TCG mainline shows it every run, 6.1 in some"
-
-static const struct named_case cases[] = {
-	{ .name = "wp_recheck.hugetlb_private", .fn = case_wp_recheck,
-	  .data = &wp_cases[HUGETLB_PRIVATE] },
-	{ .name = "wp_recheck.hugetlb_shared", .fn = case_wp_recheck,
-	  .data = &wp_cases[HUGETLB_SHARED] },
-	{ .name = "wp_recheck.shmem_minor", .fn = case_wp_recheck,
-	  .opt_in = ~0U, .opt_in_why = SHMEM_WHY,
-	  .data = &wp_cases[SHMEM_MINOR] },
-};
-
-int main(int argc, char **argv)
-{
-	parse_test_opts(argc, argv, &opts);
-	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 30, &opts, NULL);
-}
+TEST_HARNESS_MAIN

@@ -52,7 +52,7 @@ for variant in $(printf '%s\n' unpatched $second | sort -u); do
 	rm -rf "$dir"
 	mkdir -p "$dir/bin" "$dir/st"
 	make -s -C "$TOP/selftests" KSRC="$src" KHDR="$obj/usr/include" OUT="$dir/bin" \
-		"$dir/bin/uffd-release-gup" "$dir/bin/uffd-collapse-guard" ||
+		"$dir/bin/uffd-release-gup-bench" "$dir/bin/uffd-collapse-guard" ||
 		die "the selftests do not build against $tree-$variant"
 	make -s -C "$TOP/bench" KSRC="$src" KHDR="$obj/usr/include" OUT="$dir/bin" ||
 		die "uffd-bench does not build against $tree-$variant"

@@ -101,6 +101,39 @@ open(path, "w").write("".join(lines))
 PY
 }
 
+# without_bench FILE: FILE without its benchmark, the '#ifdef UFFD_BENCH'
+# blocks (their '#else' part stays): the selftests Makefile builds a
+# test's benchmark from the same source, the kernel gets the test alone.
+without_bench() {
+	python3 - "$1" <<'PY'
+import sys
+depth = 0       # #if nesting inside the block being dropped
+state = None    # None: outside; "drop": in the #ifdef part; "keep": in #else
+for line in open(sys.argv[1]):
+    s = line.strip()
+    if state is None:
+        if s == "#ifdef UFFD_BENCH":
+            state, depth = "drop", 0
+        else:
+            sys.stdout.write(line)
+        continue
+    if s.startswith("#if"):
+        depth += 1
+    elif s.startswith("#endif") and depth:
+        depth -= 1
+    elif s.startswith("#endif"):
+        state = None
+        continue
+    elif s.startswith("#else") and not depth:
+        state = "keep"
+        continue
+    if state == "keep":
+        sys.stdout.write(line)
+if state:
+    sys.exit(f"{sys.argv[1]}: '#ifdef UFFD_BENCH' without its '#endif'")
+PY
+}
+
 # bullets TEST...: the first paragraph of each test's header comment.
 bullets() {
 	python3 - "$TOP/selftests" "$@" <<'PY'
@@ -134,7 +167,7 @@ while IFS=$'\t' read -r names subject; do
 	done
 	for t in "${tests[@]}"; do
 		[ -f "$TOP/selftests/$t.c" ] || die "$table names $t: selftests/$t.c is missing"
-		cp "$TOP/selftests/$t.c" "$repo/$dir/$t.c"
+		without_bench "$TOP/selftests/$t.c" >"$repo/$dir/$t.c"
 		files+=("$dir/$t.c")
 		echo "$t" >>"$repo/$dir/.gitignore"
 	done

@@ -354,19 +354,6 @@ void case_progress(void)
 		__atomic_add_fetch(&case_report->progress, 1, __ATOMIC_RELAXED);
 }
 
-void case_fail_fast(const char *fmt, ...)
-{
-	va_list ap;
-
-	if (case_report) {
-		va_start(ap, fmt);
-		vsnprintf(case_report->msg, sizeof(case_report->msg), fmt, ap);
-		va_end(ap);
-		case_report->set = 1;
-	}
-	_exit(CASE_FAIL);
-}
-
 /* Grow the stack to what a report may need, before it is locked. */
 static noinline void prefault_stack(void)
 {
@@ -374,6 +361,52 @@ static noinline void prefault_stack(void)
 
 	/* Unlike memset(), never optimised away though pad is not read. */
 	explicit_bzero(pad, sizeof(pad));
+}
+
+/*
+ * Populate and pin what the process has (its code too: fork does not copy
+ * file-backed ptes), so that reporting never faults, even with mmap_lock
+ * wedged. Mappings made later, like the case's test range, stay unlocked.
+ */
+static void pin_for_report(const char *name)
+{
+	prefault_stack();
+	if (mlockall(MCL_CURRENT))
+		diag("%s: mlockall: %s (a wedged mm may hide the report)", name,
+		     strerror(errno));
+}
+
+static char fail_msg[1024];
+
+void case_prepare_fail_fast(void)
+{
+	pin_for_report("case");
+}
+
+void case_fail_fast(const char *fmt, ...)
+{
+	size_t size = sizeof(fail_msg);
+	char *msg = fail_msg;
+	va_list ap;
+	int n;
+
+	if (case_report) {
+		msg = case_report->msg;
+		size = sizeof(case_report->msg);
+	}
+	va_start(ap, fmt);
+	n = vsnprintf(msg, size, fmt, ap);
+	va_end(ap);
+	if (case_report) {
+		case_report->set = 1;
+	} else if (n > 0) {
+		/* write(), not stdio: its buffer may not be populated. */
+		n = n < (int)size - 1 ? n : (int)size - 2;
+		msg[n] = '\n';
+		if (write(STDERR_FILENO, "# ", 2) == 2)
+			n = write(STDERR_FILENO, msg, n + 1);
+	}
+	_exit(CASE_FAIL);
 }
 
 int timeout_scale(void)
@@ -416,16 +449,7 @@ int run_case(const char *name, const struct named_case *c, const struct mem_type
 
 		setpgid(0, 0);
 		memset(case_report, 0, sizeof(*case_report));
-		/*
-		 * Populate and pin what the child has (its code too: fork
-		 * does not copy file-backed ptes), so that reporting never
-		 * faults, even with mmap_lock wedged. Mappings made later,
-		 * like the case's test range, stay unlocked.
-		 */
-		prefault_stack();
-		if (mlockall(MCL_CURRENT))
-			diag("%s: mlockall: %s (a wedged mm may hide the report)",
-			     name, strerror(errno));
+		pin_for_report(name);
 		r = c->fn(c, mt);
 		/* _exit() drops stdio buffers: keep the case's diagnostics. */
 		fflush(stdout);

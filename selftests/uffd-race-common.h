@@ -170,6 +170,14 @@ void case_progress(void);
 void __noreturn __printf(1, 2) case_fail_fast(const char *fmt, ...);
 
 /*
+ * For a case that is not run by run_case() (a kselftest_harness.h case):
+ * prepare the process as run_case() prepares its child, so that
+ * case_fail_fast() can report without faulting. It then writes the
+ * message to stderr itself.
+ */
+void case_prepare_fail_fast(void);
+
+/*
  * Report a run_case() result as one TAP line named @name. Inline on
  * purpose: kselftest.h keeps its counters in a static struct, one copy per
  * translation unit, and only the test's own copy decides its exit code.

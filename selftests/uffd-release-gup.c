@@ -17,19 +17,18 @@
  * can free: the case child exits at once, before the hung-task detector
  * fires.
  *
- * Cases: {proc_read,proc_write,vm_read,vm_write}.{anon,shmem}, and with -a
- * also .hugetlb: on 6.1 its GUP takes and drops mmap_lock around each
- * 4 KiB chunk (/proc/pid/mem) or copies outside it (process_vm_*), so the
- * window is narrow there; it hit once in about 130 rounds under TCG, too
- * seldom for a verdict, so hugetlb is opt-in until it has a wider window.
+ * Cases: {anon,shmem,hugetlb}.{proc_read,proc_write,vm_read,vm_write}.
+ * hugetlb runs only with UFFD_ALL_TYPES=1: on 6.1 its GUP takes and drops
+ * mmap_lock around each 4 KiB chunk (/proc/pid/mem) or copies outside it
+ * (process_vm_*), so the window is narrow there; it hit once in about 130
+ * rounds under TCG, too seldom for a verdict.
  *
- * With -b it measures instead: for each GUP thread count of
- * -n (default 0,1,4,16; 0 is the floor: no GUP at all), proc_read on anon,
- * the monitor stops resolving a random time into each round and the
- * userfaultfd is closed with faults still waiting in it (a monitor
- * going away mid-fault). It prints the p50/p99/max time from close() to
- * mmap_lock taken for write, and p50/p99 of close() alone. A round that
- * livelocks fails the case as above.
+ * A case is 150 rounds ($UFFD_ROUNDS), a count rather than a time, so that
+ * a slow guest gets as many chances to hit the race as a fast one: on a
+ * busy host a 5 s budget once ran out after 66 rounds without one, where
+ * the race usually hits within 20. 20 s ($UFFD_SECONDS) caps it for
+ * kernels that are slow by design (lock debugging and KASAN under
+ * emulation: about 100 rounds).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -45,26 +44,18 @@
 #include <sys/uio.h>
 
 #include "uffd-race-common.h"
+#include "kselftest_harness.h"
 
 #define GUP_THREADS	3
-#define MAX_GUP_THREADS	64
-#define MAX_BENCH_ROUNDS 1000
 #define PROBE_TIMEOUT	5	/* s: mmap_lock must be free again by then */
 #define CLOSE_DELAY_US	20000	/* the close comes within this of the start */
+#define ROUNDS		150
+#define SECONDS		20
 
 enum gup_op { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE };
 
-static const enum gup_op gup_ops[] = { PROC_READ, PROC_WRITE, VM_READ, VM_WRITE };
-
-/*
- * A case is 150 rounds (-r), a count rather than a time, so that a slow
- * guest gets as many chances to hit the race as a fast one: on a busy
- * host a 5 s budget once ran out after 66 rounds without one, where the
- * race usually hits within 20. -t caps it for kernels that are slow by
- * design (lock debugging and KASAN under emulation: about 100 rounds).
- */
-static struct test_opts opts = { .rounds = 150, .seconds = 20 };
 static enum gup_op cur_op;
+static unsigned int rand0;	/* where this run's random numbers start */
 
 struct round {
 	const struct mem_type *mt;
@@ -102,7 +93,7 @@ struct round {
 static void *gup_thread(void *arg)
 {
 	struct round *r = arg;
-	unsigned int state = (unsigned int)(uintptr_t)&state ^ opts.seed;
+	unsigned int state = (unsigned int)(uintptr_t)&state ^ rand0;
 	size_t len = 2 * r->page;
 	char *buf = calloc(1, len);
 
@@ -170,7 +161,7 @@ static void *monitor_thread(void *arg)
 static void *zap_thread(void *arg)
 {
 	struct round *r = arg;
-	unsigned int state = opts.seed ^ 0x9e3779b9;
+	unsigned int state = rand0 ^ 0x9e3779b9;
 
 	while (!atomic_load(&r->stop)) {
 		int odd = 2 * (rnd(&state) % (r->npages / 2)) + 1;
@@ -329,6 +320,87 @@ static int one_round(const struct mem_type *mt, int round, unsigned int *state)
 	return CASE_PASS;
 }
 
+/* Run rounds of @op on memory type @type until one fails or the budget ends. */
+static void release_gup(struct __test_metadata *_metadata, int type, enum gup_op op)
+{
+	const struct mem_type *mt = &mem_types[type];
+	int rounds = env_int("UFFD_ROUNDS", ROUNDS);
+	double end = now() + env_int("UFFD_SECONDS", SECONDS);
+	unsigned int state;
+	int round, ret = CASE_PASS;
+
+	if (type == 2 && !env_int("UFFD_ALL_TYPES", 0))
+		SKIP(return, "opt-in (UFFD_ALL_TYPES=1): the window is too narrow for a verdict");
+	rand0 = random_start();
+	cur_op = op;
+	state = rand0 ^ (op << 8) ^ (unsigned int)type;
+	/* Reporting a wedged mm must not fault: see case_fail_fast(). */
+	case_prepare_fail_fast();
+	for (round = 1; round <= rounds && now() < end && ret == CASE_PASS; round++)
+		ret = one_round(mt, round, &state);
+	if (ret == CASE_SKIP)
+		SKIP(return, "%s: cannot map the range", mt->name);
+	ASSERT_EQ(CASE_PASS, ret);
+	diag("%d rounds, no livelock", round - 1);
+}
+
+FIXTURE(release_gup) {
+};
+
+FIXTURE_VARIANT(release_gup) {
+	int type;		/* index in mem_types[] */
+};
+
+FIXTURE_VARIANT_ADD(release_gup, anon) { .type = 0 };
+FIXTURE_VARIANT_ADD(release_gup, shmem) { .type = 1 };
+FIXTURE_VARIANT_ADD(release_gup, hugetlb) { .type = 2 };
+
+FIXTURE_SETUP(release_gup)
+{
+}
+
+FIXTURE_TEARDOWN(release_gup)
+{
+}
+
+/* Each case: up to ROUNDS rounds in SECONDS, each PROBE_TIMEOUT at most. */
+#define CASE_TIMEOUT	(SECONDS + 4 * PROBE_TIMEOUT + 30)
+
+TEST_F_TIMEOUT(release_gup, proc_read, CASE_TIMEOUT)
+{
+	release_gup(_metadata, variant->type, PROC_READ);
+}
+
+TEST_F_TIMEOUT(release_gup, proc_write, CASE_TIMEOUT)
+{
+	release_gup(_metadata, variant->type, PROC_WRITE);
+}
+
+TEST_F_TIMEOUT(release_gup, vm_read, CASE_TIMEOUT)
+{
+	release_gup(_metadata, variant->type, VM_READ);
+}
+
+TEST_F_TIMEOUT(release_gup, vm_write, CASE_TIMEOUT)
+{
+	release_gup(_metadata, variant->type, VM_WRITE);
+}
+
+#ifdef UFFD_BENCH
+/*
+ * The benchmark, uffd-release-gup-bench: for each GUP thread count of -n
+ * (default 0,1,4,16; 0 is the floor: no GUP at all), proc_read on anon,
+ * the monitor stops resolving a random time into each round and the
+ * userfaultfd is closed with faults still waiting in it (a monitor going
+ * away mid-fault). It prints the p50/p99/max time from close() to
+ * mmap_lock taken for write, and p50/p99 of close() alone. A round that
+ * livelocks fails the case as above.
+ */
+#define MAX_GUP_THREADS	64
+#define MAX_BENCH_ROUNDS 1000
+
+static struct test_opts opts = { .rounds = 150, .seconds = SECONDS };
+
 /*
  * One round of the measurement: the monitor resolves faults for a random time,
  * then stops, and the userfaultfd is closed with GUP faults waiting in it.
@@ -363,7 +435,7 @@ static int case_bench(const struct named_case *c, const struct mem_type *unused)
 {
 	static double us[MAX_BENCH_ROUNDS], close_us[MAX_BENCH_ROUNDS];
 	const int bench_threads = *(const int *)c->data;
-	unsigned int state = opts.seed ^ bench_threads;
+	unsigned int state = rand0 ^ bench_threads;
 	double end = now() + opts.seconds;
 	int n = 0;
 
@@ -405,43 +477,12 @@ static int bench_main(void)
 	return run_cases(cases, opts.nr_sizes, opts.seconds + 6 * PROBE_TIMEOUT, &opts, NULL);
 }
 
-static int case_release_gup(const struct named_case *c, const struct mem_type *mt)
-{
-	unsigned int state;
-
-	cur_op = *(const enum gup_op *)c->data;
-	state = opts.seed ^ (cur_op << 8) ^ (unsigned int)(mt - mem_types);
-	double end = now() + opts.seconds;
-	int round;
-
-	for (round = 1; round <= opts.rounds && now() < end; round++) {
-		int ret = one_round(mt, round, &state);
-
-		if (ret != CASE_PASS)
-			return ret;
-	}
-	diag("%s.%s: %d rounds, no livelock", c->name, mt->name, round - 1);
-	return CASE_PASS;
-}
-
-/* hugetlb: see above. */
-#define HUGETLB_WHY	"the window is too narrow for a verdict"
-
-static const struct named_case cases[] = {
-	{ .name = "proc_read", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
-	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[PROC_READ] },
-	{ .name = "proc_write", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
-	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[PROC_WRITE] },
-	{ .name = "vm_read", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
-	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[VM_READ] },
-	{ .name = "vm_write", .fn = case_release_gup, .mem = MEM_ALL, .opt_in = MEM_HUGETLB,
-	  .opt_in_why = HUGETLB_WHY, .data = &gup_ops[VM_WRITE] },
-};
-
 int main(int argc, char **argv)
 {
 	parse_test_opts(argc, argv, &opts);
-	if (opts.bench)
-		return bench_main();
-	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + 6 * PROBE_TIMEOUT, &opts, NULL);
+	rand0 = opts.seed;
+	return bench_main();
 }
+#else
+TEST_HARNESS_MAIN
+#endif /* UFFD_BENCH */

@@ -46,18 +46,14 @@ static int case_scan(const struct named_case *c, const struct mem_type *unused)
 	int leaks = 0, err;
 	FILE *f;
 
-	if (access(KMEMLEAK, F_OK)) {
-		diag("%s: %s (kernel without CONFIG_DEBUG_KMEMLEAK)", KMEMLEAK,
-		     strerror(errno));
-		return CASE_SKIP;
-	}
+	if (access(KMEMLEAK, F_OK))
+		return case_skip("%s: %s (kernel without CONFIG_DEBUG_KMEMLEAK)", KMEMLEAK,
+				 strerror(errno));
 	for (int i = 0; i < 2; i++) {
 		sleep(SETTLE_S);
 		err = kmemleak_cmd("scan");
-		if (err == -EPERM || err == -EBUSY) {
-			diag("kmemleak is disabled: %s", strerror(-err));
-			return CASE_SKIP;
-		}
+		if (err == -EPERM || err == -EBUSY)
+			return case_skip("kmemleak is disabled: %s", strerror(-err));
 		if (err) {
 			diag("echo scan > %s: %s", KMEMLEAK, strerror(-err));
 			return CASE_FAIL;

@@ -42,6 +42,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
+#include "kselftest_harness.h"
 #include "uffd-race-common.h"
 
 #define CASE_TIMEOUT	60
@@ -214,7 +215,7 @@ static char *armed_file(int uffd, int flags)
 }
 
 /* Split one armed VMA in three, merge it back, then unregister it. */
-static int case_split_merge(const struct named_case *c, const struct mem_type *unused)
+static int case_split_merge(void)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -236,7 +237,7 @@ static int case_split_merge(const struct named_case *c, const struct mem_type *u
 }
 
 /* Unregister the middle of an armed VMA, then the two armed ends. */
-static int case_unregister_part(const struct named_case *c, const struct mem_type *unused)
+static int case_unregister_part(void)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -258,7 +259,7 @@ static int case_unregister_part(const struct named_case *c, const struct mem_typ
 }
 
 /* munmap the middle of an armed VMA, then the two ends. */
-static int case_unmap_parts(const struct named_case *c, const struct mem_type *unused)
+static int case_unmap_parts(void)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -280,7 +281,7 @@ static int case_unmap_parts(const struct named_case *c, const struct mem_type *u
 }
 
 /* A MAP_PRIVATE mapping watches the same page cache holes. */
-static int case_private(const struct named_case *c, const struct mem_type *unused)
+static int case_private(void)
 {
 	int uffd = open_uffd(0);
 	char *a;
@@ -296,7 +297,7 @@ static int case_private(const struct named_case *c, const struct mem_type *unuse
 }
 
 /* Two armed VMAs; @a moves without EVENT_REMAP and so loses its arming. */
-static int case_mremap(const struct named_case *c, const struct mem_type *unused)
+static int case_mremap(void)
 {
 	int uffd = open_uffd(0);
 	char *a, *b, *to;
@@ -364,7 +365,7 @@ static void stop_monitor(struct monitor *m)
 }
 
 /* With EVENT_REMAP the moved VMA stays armed; move all of it, then half. */
-static int case_mremap_event(const struct named_case *c, const struct mem_type *unused)
+static int case_mremap_event(void)
 {
 	int uffd = open_uffd(UFFD_FEATURE_EVENT_REMAP);
 	struct monitor m;
@@ -420,7 +421,7 @@ static int end_child(pid_t pid, int pipefd[2])
 }
 
 /* Without EVENT_FORK the child's copy is not armed. */
-static int case_fork(const struct named_case *c, const struct mem_type *unused)
+static int case_fork(void)
 {
 	int uffd = open_uffd(0), pipefd[2];
 	char *a;
@@ -485,12 +486,12 @@ static int fork_event(enum fork_end how)
 	return end_child(pid, pipefd) ? CASE_FAIL : CASE_PASS;
 }
 
-static int case_fork_event_exit(const struct named_case *c, const struct mem_type *unused)
+static int case_fork_event_exit(void)
 {
 	return fork_event(CHILD_EXITS);
 }
 
-static int case_fork_event_close(const struct named_case *c, const struct mem_type *unused)
+static int case_fork_event_close(void)
 {
 	return fork_event(CHILD_UFFD_CLOSED);
 }
@@ -520,7 +521,7 @@ static void *forker_fn(void *arg)
  * The fork event is never read: the uffd is closed while fork waits for
  * it, and the child's copy must lose its arming with the dropped context.
  */
-static int case_fork_event_dropped(const struct named_case *c, const struct mem_type *unused)
+static int case_fork_event_dropped(void)
 {
 	int uffd = open_uffd(UFFD_FEATURE_EVENT_FORK), ret;
 	struct forker f;
@@ -544,7 +545,7 @@ static int case_fork_event_dropped(const struct named_case *c, const struct mem_
 }
 
 /* A process that armed a mapping exits without unregistering or closing. */
-static int case_exit(const struct named_case *c, const struct mem_type *unused)
+static int case_exit(void)
 {
 	int pipefd[2], uffd;
 	pid_t pid;
@@ -574,26 +575,72 @@ static int case_exit(const struct named_case *c, const struct mem_type *unused)
 	return expect_unarmed("that process was killed") ? CASE_FAIL : CASE_PASS;
 }
 
-static const struct named_case cases[] = {
-	{ .name = "count.split_merge", .fn = case_split_merge },
-	{ .name = "count.unregister_part", .fn = case_unregister_part },
-	{ .name = "count.unmap_parts", .fn = case_unmap_parts },
-	{ .name = "count.private", .fn = case_private },
-	{ .name = "count.mremap", .fn = case_mremap },
-	{ .name = "count.mremap_event", .fn = case_mremap_event },
-	{ .name = "count.fork", .fn = case_fork },
-	{ .name = "count.fork_event_exit", .fn = case_fork_event_exit },
-	{ .name = "count.fork_event_close", .fn = case_fork_event_close },
-	{ .name = "count.fork_event_dropped", .fn = case_fork_event_dropped },
-	{ .name = "count.exit", .fn = case_exit },
+FIXTURE(count) {
 };
 
-int main(int argc, char **argv)
+FIXTURE_SETUP(count)
 {
-	struct test_opts opts = { .rounds = 1, .seconds = 1 };
-
-	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
 	npages = HPAGE / page;
-	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, &opts, NULL);
 }
+
+FIXTURE_TEARDOWN(count)
+{
+}
+
+TEST_F_TIMEOUT(count, split_merge, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_split_merge());
+}
+
+TEST_F_TIMEOUT(count, unregister_part, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_unregister_part());
+}
+
+TEST_F_TIMEOUT(count, unmap_parts, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_unmap_parts());
+}
+
+TEST_F_TIMEOUT(count, private, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_private());
+}
+
+TEST_F_TIMEOUT(count, mremap, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_mremap());
+}
+
+TEST_F_TIMEOUT(count, mremap_event, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_mremap_event());
+}
+
+TEST_F_TIMEOUT(count, fork, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_fork());
+}
+
+TEST_F_TIMEOUT(count, fork_event_exit, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_fork_event_exit());
+}
+
+TEST_F_TIMEOUT(count, fork_event_close, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_fork_event_close());
+}
+
+TEST_F_TIMEOUT(count, fork_event_dropped, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_fork_event_dropped());
+}
+
+TEST_F_TIMEOUT(count, exit, CASE_TIMEOUT)
+{
+	case_end(_metadata, case_exit());
+}
+
+TEST_HARNESS_MAIN

@@ -539,9 +539,8 @@ static int flat(bool armed)
 	int ret = CASE_PASS;
 
 	if (why) {
-		diag("%s", why);
 		remove_probe();
-		return CASE_SKIP;
+		return case_skip("%s", why);
 	}
 	diag("%-6s %-16s %-12s %-16s  (%s, probing %s, %d rounds)", "N", "irqs-off visits",
 	     "all visits", "MADV_COLLAPSE us", armed ? "one other VMA armed" : "no VMA armed",
@@ -563,11 +562,9 @@ static int flat(bool armed)
 	 * fewer visits than mappings does not see the walk: no verdict.
 	 */
 	for (int i = 0; i < nr_counts; i++)
-		if (rd[i].visits < counts[i]) {
-			diag("%d mappings, %ld visits seen: the probe misses the walk, no verdict",
-			     counts[i], rd[i].visits);
-			return CASE_SKIP;
-		}
+		if (rd[i].visits < counts[i])
+			return case_skip("%d mappings, %ld visits seen: %s", counts[i],
+					 rd[i].visits, "the probe misses the walk, no verdict");
 	if (rd[last].irqsoff > rd[0].irqsoff + FLAT_SLACK) {
 		diag("visits with interrupts off grow with N: %ld with %d mappings, %ld with 1",
 		     rd[last].irqsoff, counts[last], rd[0].irqsoff);
@@ -597,10 +594,8 @@ static int case_bench(const struct named_case *c, const struct mem_type *unused)
 	const char *why = setup_irqsoff();
 	struct reading rd;
 
-	if (why) {
-		diag("%s", why);
-		return CASE_SKIP;
-	}
+	if (why)
+		return case_skip("%s", why);
 	for (int i = 0; i < opts.nr_sizes; i++) {
 		if (measure_in_child(opts.sizes[i], false, &rd))
 			return CASE_FAIL;

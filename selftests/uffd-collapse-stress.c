@@ -38,6 +38,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include "kselftest_harness.h"
 #include "uffd-race-common.h"
 
 #define NHUGE		4			/* huge pages in the file */
@@ -68,10 +69,10 @@ static atomic_int failed;
 
 static void *collapser(void *arg)
 {
-	unsigned int seed = (uintptr_t)arg;
+	unsigned int state = (uintptr_t)arg;
 
 	while (!stop) {
-		int h = rnd(&seed) % NHUGE;
+		int h = rnd(&state) % NHUGE;
 
 		if (!madvise(area + h * HPAGE, HPAGE, MADV_COLLAPSE))
 			counts[COLLAPSED]++;
@@ -86,13 +87,13 @@ static void *collapser(void *arg)
 /* Fill random pages with pwrite, so that collapses find pages and holes. */
 static void *writer(void *arg)
 {
-	unsigned int seed = (uintptr_t)arg;
+	unsigned int state = (uintptr_t)arg;
 	char *buf = malloc(page);
 
 	while (!stop) {
-		off_t off = (off_t)(rnd(&seed) % (FILE_SIZE / page)) * page;
+		off_t off = (off_t)(rnd(&state) % (FILE_SIZE / page)) * page;
 
-		memset(buf, rnd(&seed), page);
+		memset(buf, rnd(&state), page);
 		/* Past a concurrent truncation it extends the file: fine. */
 		if (pwrite(fd, buf, page, off) != (ssize_t)page)
 			fail("pwrite at %lld: %s", (long long)off, strerror(errno));
@@ -104,17 +105,17 @@ static void *writer(void *arg)
 
 static void *puncher(void *arg)
 {
-	unsigned int seed = (uintptr_t)arg;
+	unsigned int state = (uintptr_t)arg;
 
 	while (!stop) {
-		off_t off = (off_t)(rnd(&seed) % (FILE_SIZE / page)) * page;
-		off_t len = (off_t)(1 + rnd(&seed) % 64) * page;
+		off_t off = (off_t)(rnd(&state) % (FILE_SIZE / page)) * page;
+		off_t len = (off_t)(1 + rnd(&state) % 64) * page;
 
 		if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len))
 			fail("fallocate punch %lld+%lld: %s", (long long)off, (long long)len,
 			     strerror(errno));
 		counts[PUNCHES]++;
-		usleep(rnd(&seed) % 2000);
+		usleep(rnd(&state) % 2000);
 	}
 	return NULL;
 }
@@ -122,15 +123,15 @@ static void *puncher(void *arg)
 /* Cut the file short and grow it back; the mapping beyond EOF is not touched. */
 static void *truncater(void *arg)
 {
-	unsigned int seed = (uintptr_t)arg;
+	unsigned int state = (uintptr_t)arg;
 
 	while (!stop) {
-		off_t len = (off_t)(rnd(&seed) % (FILE_SIZE / page)) * page;
+		off_t len = (off_t)(rnd(&state) % (FILE_SIZE / page)) * page;
 
 		if (ftruncate(fd, len) || ftruncate(fd, FILE_SIZE))
 			fail("ftruncate: %s", strerror(errno));
 		counts[TRUNCATES]++;
-		usleep(1000 + rnd(&seed) % 10000);
+		usleep(1000 + rnd(&state) % 10000);
 	}
 	return NULL;
 }
@@ -164,7 +165,7 @@ static void *dropper(void *arg)
  */
 static void *armer(void *arg)
 {
-	unsigned int seed = (uintptr_t)arg;
+	unsigned int state = (uintptr_t)arg;
 	int uffd = uffd_race_open_api(0, NULL);
 	char *m = mmap(NULL, FILE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	struct uffdio_range r = { .start = (unsigned long)m, .len = FILE_SIZE };
@@ -178,13 +179,13 @@ static void *armer(void *arg)
 			fail("UFFDIO_REGISTER: %s", strerror(errno));
 			break;
 		}
-		usleep(rnd(&seed) % 5000);
+		usleep(rnd(&state) % 5000);
 		if (ioctl(uffd, UFFDIO_UNREGISTER, &r)) {
 			fail("UFFDIO_UNREGISTER: %s", strerror(errno));
 			break;
 		}
 		counts[ARMS]++;
-		usleep(rnd(&seed) % 5000);
+		usleep(rnd(&state) % 5000);
 	}
 	close(uffd);
 	munmap(m, FILE_SIZE);
@@ -264,7 +265,7 @@ static int run_stress(bool with_uffd)
 					  dropper, armer };
 	int nthreads = ARRAY_SIZE(fns) - !with_uffd;
 	pthread_t t[ARRAY_SIZE(fns)];
-	unsigned int seed = opts.seed;
+	unsigned int state = opts.rand;
 	double t0 = now();
 
 	fd = memfd_create("uffd-collapse-stress", 0);
@@ -277,7 +278,7 @@ static int run_stress(bool with_uffd)
 	madvise(area, FILE_SIZE, MADV_HUGEPAGE);
 	madvise(area, FILE_SIZE, MADV_HUGEPAGE);
 	for (int i = 0; i < nthreads; i++)
-		if (pthread_create(&t[i], NULL, fns[i], (void *)(uintptr_t)rnd(&seed))) {
+		if (pthread_create(&t[i], NULL, fns[i], (void *)(uintptr_t)rnd(&state))) {
 			diag("pthread_create failed");
 			return CASE_FAIL;
 		}
@@ -303,22 +304,30 @@ static int run_stress(bool with_uffd)
 	return CASE_PASS;
 }
 
-/* @c->data: whether a mapping of the file is armed. */
-static int case_stress(const struct named_case *c, const struct mem_type *unused)
-{
-	return run_stress(*(const bool *)c->data);
-}
-
-static const bool unarmed, armed = true;
-
-static const struct named_case cases[] = {
-	{ .name = "stress.plain", .fn = case_stress, .data = &unarmed },
-	{ .name = "stress.armed", .fn = case_stress, .data = &armed },
+FIXTURE(stress) {
 };
 
-int main(int argc, char **argv)
+FIXTURE_SETUP(stress)
 {
-	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
-	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + CASE_TIMEOUT, &opts, NULL);
+	test_opts_from_env(&opts);
 }
+
+FIXTURE_TEARDOWN(stress)
+{
+}
+
+/* The threads run for opts.seconds; then the file is checked. */
+#define STRESS_TIMEOUT	(15 + CASE_TIMEOUT)
+
+TEST_F_TIMEOUT(stress, plain, STRESS_TIMEOUT)
+{
+	case_end(_metadata, run_stress(false));
+}
+
+TEST_F_TIMEOUT(stress, armed, STRESS_TIMEOUT)
+{
+	case_end(_metadata, run_stress(true));
+}
+
+TEST_HARNESS_MAIN

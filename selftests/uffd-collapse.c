@@ -53,6 +53,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
+#include "kselftest_harness.h"
 #include "uffd-race-common.h"
 
 #define CASE_TIMEOUT	60
@@ -128,14 +129,15 @@ static int arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mo
 {
 	if (r->uffd < 0)
 		r->uffd = uffd_race_open_api(features, NULL);
-	if (r->uffd < 0) {
-		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
-		     strerror(errno));
-		return CASE_SKIP;
-	}
+	if (r->uffd < 0)
+		return case_skip("UFFDIO_API features %#llx: %s", (unsigned long long)features,
+				 strerror(errno));
 	if (uffd_register_mode(r->uffd, addr, len, mode)) {
+		if (errno == EINVAL)
+			return case_skip("UFFDIO_REGISTER mode %#llx: not supported",
+					 (unsigned long long)mode);
 		diag("UFFDIO_REGISTER mode %#llx: %s", (unsigned long long)mode, strerror(errno));
-		return errno == EINVAL ? CASE_SKIP : CASE_FAIL;
+		return CASE_FAIL;
 	}
 	r->armed = addr;
 	r->armed_pages = len / page;
@@ -243,7 +245,7 @@ static int check_fault(struct range *r, int hole)
 	return 0;
 }
 
-static int case_self(const struct named_case *c, const struct mem_type *unused)
+static int case_self(void)
 {
 	struct range r;
 	int ret, err;
@@ -286,7 +288,7 @@ static pid_t collapse_elsewhere(int fd, int *res)
 	return pid;
 }
 
-static int case_other(const struct named_case *c, const struct mem_type *unused)
+static int case_other(void)
 {
 	struct range r;
 	int res[2];
@@ -298,7 +300,7 @@ static int case_other(const struct named_case *c, const struct mem_type *unused)
 	return CASE_PASS;
 }
 
-static int case_partial(const struct named_case *c, const struct mem_type *unused)
+static int case_partial(void)
 {
 	struct range r;
 	char *half;
@@ -370,7 +372,7 @@ static long full_scans(void)
 	return atol(v);
 }
 
-static int case_khugepaged(const struct named_case *c, const struct mem_type *unused)
+static int case_khugepaged(void)
 {
 	char saved[3][64], set[3][16] = { "always", "100", "100" };
 	char scans[2][32] = { "?", "?" }, thp_enabled[64] = "?";
@@ -380,10 +382,8 @@ static int case_khugepaged(const struct named_case *c, const struct mem_type *un
 	int ret = CASE_FAIL, first, filled = 0, cfilled = 0;
 
 	for (int i = 0; i < 3; i++)
-		if (knob_rw(thp_knobs[i], saved[i], sizeof(saved[i]), false)) {
-			diag("%s: %s", thp_knobs[i], strerror(errno));
-			return CASE_SKIP;
-		}
+		if (knob_rw(thp_knobs[i], saved[i], sizeof(saved[i]), false))
+			return case_skip("%s: %s", thp_knobs[i], strerror(errno));
 	/* Files first: with shmem_enabled=always a write would fault in a THP. */
 	if (setup(&r) || make_file(&control))
 		return CASE_FAIL;
@@ -419,7 +419,6 @@ static int case_khugepaged(const struct named_case *c, const struct mem_type *un
 		if (scans != at) {
 			at = scans;
 			t_scan = now();
-			case_progress();
 		}
 		if (cfilled == npages / 2 && !t_control) {
 			t_control = now() - t0;
@@ -489,7 +488,7 @@ static int arm_next_hpage(struct range *r, int *uffd)
 	return CASE_PASS;
 }
 
-static int case_armed_elsewhere(const struct named_case *c, const struct mem_type *unused)
+static int case_armed_elsewhere(void)
 {
 	struct range r;
 	int uffd, ret, err, first, filled;
@@ -592,7 +591,7 @@ static int register_race(bool armed_next)
 {
 	atomic_int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-	unsigned int s = opts.seed;
+	unsigned int s = opts.rand;
 	int judged = 0, round;
 	double end = now() + opts.seconds;
 
@@ -684,12 +683,12 @@ static int register_race(bool armed_next)
 	return CASE_PASS;
 }
 
-static int case_register_race(const struct named_case *c, const struct mem_type *unused)
+static int case_register_race(void)
 {
 	return register_race(false);
 }
 
-static int case_register_race_armed(const struct named_case *c, const struct mem_type *unused)
+static int case_register_race_armed(void)
 {
 	return register_race(true);
 }
@@ -746,17 +745,17 @@ static int collapses_after(enum disarm how)
 	return CASE_PASS;
 }
 
-static int case_unregistered(const struct named_case *c, const struct mem_type *unused)
+static int case_unregistered(void)
 {
 	return collapses_after(UNREGISTER);
 }
 
-static int case_closed(const struct named_case *c, const struct mem_type *unused)
+static int case_closed(void)
 {
 	return collapses_after(CLOSE);
 }
 
-static int case_unmapped(const struct named_case *c, const struct mem_type *unused)
+static int case_unmapped(void)
 {
 	return collapses_after(UNMAP);
 }
@@ -780,36 +779,107 @@ static int collapses_with(__u64 features, __u64 mode, const char *name)
 	return filled == npages / 2 ? CASE_PASS : CASE_FAIL;
 }
 
-static int case_minor_only(const struct named_case *c, const struct mem_type *unused)
+static int case_minor_only(void)
 {
 	return collapses_with(UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR, "MINOR-only");
 }
 
-static int case_wp_only(const struct named_case *c, const struct mem_type *unused)
+static int case_wp_only(void)
 {
 	return collapses_with(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, UFFDIO_REGISTER_MODE_WP,
 			      "WP-only");
 }
 
-static const struct named_case cases[] = {
-	{ .name = "madv_collapse.self", .fn = case_self },
-	{ .name = "madv_collapse.other", .fn = case_other },
-	{ .name = "madv_collapse.partial", .fn = case_partial },
-	{ .name = "khugepaged", .fn = case_khugepaged },
-	{ .name = "madv_collapse.register_race", .fn = case_register_race },
-	{ .name = "madv_collapse.register_race_armed", .fn = case_register_race_armed },
-	{ .name = "madv_collapse.armed_elsewhere", .fn = case_armed_elsewhere },
-	{ .name = "madv_collapse.unregistered", .fn = case_unregistered },
-	{ .name = "madv_collapse.closed", .fn = case_closed },
-	{ .name = "madv_collapse.unmapped", .fn = case_unmapped },
-	{ .name = "madv_collapse.minor_only", .fn = case_minor_only },
-	{ .name = "madv_collapse.wp_only", .fn = case_wp_only },
+FIXTURE(madv_collapse) {
 };
 
-int main(int argc, char **argv)
+FIXTURE_SETUP(madv_collapse)
 {
-	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
 	npages = HPAGE / page;
-	return run_cases(cases, ARRAY_SIZE(cases), opts.seconds + CASE_TIMEOUT, &opts, NULL);
+	test_opts_from_env(&opts);
 }
+
+FIXTURE_TEARDOWN(madv_collapse)
+{
+}
+
+/* The register races run for opts.seconds, the rest take a moment. */
+#define MADV_TIMEOUT	(15 + CASE_TIMEOUT)
+
+TEST_F_TIMEOUT(madv_collapse, self, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_self());
+}
+
+TEST_F_TIMEOUT(madv_collapse, other, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_other());
+}
+
+TEST_F_TIMEOUT(madv_collapse, partial, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_partial());
+}
+
+TEST_F_TIMEOUT(madv_collapse, register_race, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_register_race());
+}
+
+TEST_F_TIMEOUT(madv_collapse, register_race_armed, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_register_race_armed());
+}
+
+TEST_F_TIMEOUT(madv_collapse, armed_elsewhere, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_armed_elsewhere());
+}
+
+TEST_F_TIMEOUT(madv_collapse, unregistered, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_unregistered());
+}
+
+TEST_F_TIMEOUT(madv_collapse, closed, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_closed());
+}
+
+TEST_F_TIMEOUT(madv_collapse, unmapped, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_unmapped());
+}
+
+TEST_F_TIMEOUT(madv_collapse, minor_only, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_minor_only());
+}
+
+TEST_F_TIMEOUT(madv_collapse, wp_only, MADV_TIMEOUT)
+{
+	case_end(_metadata, case_wp_only());
+}
+
+FIXTURE(khugepaged) {
+};
+
+FIXTURE_SETUP(khugepaged)
+{
+	page = sysconf(_SC_PAGESIZE);
+	npages = HPAGE / page;
+	test_opts_from_env(&opts);
+}
+
+FIXTURE_TEARDOWN(khugepaged)
+{
+}
+
+/* Every full scan the case waits for may take KHUGEPAGED_WAIT. */
+TEST_F_TIMEOUT(khugepaged, armed, (CONTROL_SCANS + ARMED_SCANS) * KHUGEPAGED_WAIT + CASE_TIMEOUT)
+{
+	case_end(_metadata, case_khugepaged());
+}
+
+TEST_HARNESS_MAIN

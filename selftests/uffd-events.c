@@ -536,10 +536,12 @@ static int target_start(struct target *t, const struct mem_type *mt, int npages)
 		return CASE_FAIL;
 	}
 	if (h.err) {
-		diag("%s: target: %s: %s", mt->name, h.what, strerror(h.err));
 		waitpid(t->pid, &status, 0);
 		target_close(t);
-		return h.skip ? CASE_SKIP : CASE_FAIL;
+		if (h.skip)
+			return case_skip("%s: target: %s: %s", mt->name, h.what, strerror(h.err));
+		diag("%s: target: %s: %s", mt->name, h.what, strerror(h.err));
+		return CASE_FAIL;
 	}
 	pidfd = syscall(__NR_pidfd_open, t->pid, 0);
 	if (pidfd >= 0) {
@@ -789,9 +791,9 @@ static int event_round(const struct mem_type *mt, enum ev_kind kind, int advice,
 		ret = wait_event(&t, &r);
 		if (ret <= 0) {
 			if (!ret && r.ret < 0 && kind == EV_REMAP && !strcmp(mt->name, "hugetlb")) {
-				diag("%s: mremap of hugetlb: %s", name, strerror(r.err));
 				target_abort(&t);
-				return CASE_SKIP;
+				return case_skip("%s: mremap of hugetlb: %s", name,
+						 strerror(r.err));
 			}
 			if (ret)
 				diag("%s: no %s event within %d ms", name, ev, EVENT_MS);
@@ -999,7 +1001,7 @@ static int unread_round(const struct mem_type *mt, enum ev_kind kind, enum unrea
 	if (ret <= 0) {
 		target_abort(&t);
 		if (!ret && r.ret < 0 && kind == EV_REMAP && !strcmp(mt->name, "hugetlb"))
-			return CASE_SKIP;
+			return case_skip("mremap of hugetlb: %s", strerror(r.err));
 		diag("%s: no event within %d ms", when, EVENT_MS);
 		return CASE_FAIL;
 	}
@@ -1097,7 +1099,7 @@ static int case_unread(const struct named_case *c, const struct mem_type *mt)
 struct copier {
 	struct target *t;
 	int npages;
-	unsigned int round, seed;
+	unsigned int round, rand;
 	atomic_uchar copied[RACE_MAX_PAGES];	/* UFFDIO_COPY returned 0 */
 	atomic_int done;
 	int err, err_page;
@@ -1108,7 +1110,7 @@ static void *copier_thread(void *arg)
 {
 	struct copier *cp = arg;
 	struct target *t = cp->t;
-	unsigned int state = cp->seed;
+	unsigned int state = cp->rand;
 	int perm[RACE_MAX_PAGES], left = cp->npages;
 	char *src = malloc(t->ps);
 	int last = -1;
@@ -1262,7 +1264,7 @@ static int race_round(const struct mem_type *mt, unsigned int round, unsigned in
 	cp->t = &t;
 	cp->npages = npages;
 	cp->round = round;
-	cp->seed = rnd(state);
+	cp->rand = rnd(state);
 	target_send(&t, &c);
 	pthread_create(&thr, NULL, copier_thread, cp);
 
@@ -1333,7 +1335,7 @@ static int race_round(const struct mem_type *mt, unsigned int round, unsigned in
 
 static int case_fork_race(const struct named_case *c, const struct mem_type *mt)
 {
-	unsigned int state = opts.seed ^ (unsigned int)(mt - mem_types) * 0x9e3779b9;
+	unsigned int state = opts.rand ^ (unsigned int)(mt - mem_types) * 0x9e3779b9;
 	struct race_stats s = { 0 };
 	double end = now() + opts.seconds;
 	int ret = CASE_PASS;

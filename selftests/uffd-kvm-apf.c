@@ -711,7 +711,7 @@ static bool released_faults(long *dropped)
 static int kvm_apf_rounds(bool race)
 {
 	struct round_report *rep;
-	unsigned int st = opts.seed;
+	unsigned int st = opts.rand;
 	int round, status, kworker = 0, vcpu = 0, killable = 0, anomalies = 0;
 	double t0 = now(), gap_us = 0, close_max = 0;
 	long dropped0, dropped;
@@ -772,11 +772,9 @@ static int kvm_apf_rounds(bool race)
 			diag("round %d: the VMM failed: %s", round,
 			     rep->error[0] ? rep->error : "killed by a signal");
 			/* Neither a pass nor the bug: say so, do not fail as if it were. */
-			if (lost) {
-				diag("more than %d rounds lost to the nested guest: no verdict",
-				     MAX_ANOMALIES);
-				return CASE_SKIP;
-			}
+			if (lost)
+				return case_skip("more than %d rounds lost to the nested guest: %s",
+						 MAX_ANOMALIES, "no verdict");
 			return CASE_FAIL;
 		}
 		if (rep->fault_gap_us)
@@ -814,10 +812,9 @@ static int kvm_apf_rounds(bool race)
 	}
 	diag("faults at the released context: %ld from the worker's GUP (lock dropped, retried)",
 	     dropped - dropped0);
-	if (dropped == dropped0) {
-		diag("no round closed while the worker's GUP was at the released context");
-		return CASE_SKIP;
-	}
+	if (dropped == dropped0)
+		return case_skip("no round closed while the worker's GUP was at %s",
+				 "the released context");
 	return CASE_PASS;
 }
 

@@ -238,6 +238,26 @@ int env_int(const char *name, int def)
 	return *end || n < 0 || n > INT_MAX ? def : (int)n;
 }
 
+void test_opts_from_env(struct test_opts *o)
+{
+	o->rounds = env_int("UFFD_ROUNDS", o->rounds);
+	o->seconds = env_int("UFFD_SECONDS", o->seconds);
+	o->all_types = env_int("UFFD_ALL_TYPES", 0);
+	o->rand = random_start();
+}
+
+char case_skip_why[256];
+
+int case_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(case_skip_why, sizeof(case_skip_why), fmt, ap);
+	va_end(ap);
+	return CASE_SKIP;
+}
+
 unsigned int random_start(void)
 {
 	unsigned int r = (unsigned int)time(NULL) ^ (unsigned int)getpid();
@@ -254,9 +274,9 @@ void parse_test_opts(int argc, char **argv, struct test_opts *o)
 	const char *r = getenv("UFFD_RANDOM");
 	int c;
 
-	o->seed = (unsigned int)time(NULL) ^ (unsigned int)getpid();
+	o->rand = (unsigned int)time(NULL) ^ (unsigned int)getpid();
 	if (r && *r)
-		o->seed = strtoul(r, NULL, 0);
+		o->rand = strtoul(r, NULL, 0);
 	while ((c = getopt(argc, argv, "s:r:t:n:abh")) != -1) {
 		switch (c) {
 		case 'a':
@@ -270,7 +290,7 @@ void parse_test_opts(int argc, char **argv, struct test_opts *o)
 				goto usage;
 			break;
 		case 's':
-			o->seed = strtoul(optarg, NULL, 0);
+			o->rand = strtoul(optarg, NULL, 0);
 			break;
 		case 'r':
 			o->rounds = atoi(optarg);
@@ -290,7 +310,7 @@ usage:
 		fprintf(stderr, "%s: rounds and seconds must be positive\n", argv[0]);
 		exit(KSFT_FAIL);
 	}
-	ksft_print_msg("random start %u (replay with UFFD_RANDOM=%u)\n", o->seed, o->seed);
+	ksft_print_msg("random start %u (replay with UFFD_RANDOM=%u)\n", o->rand, o->rand);
 	ksft_print_msg("up to %d rounds or %d s per case\n", o->rounds, o->seconds);
 }
 
@@ -346,6 +366,7 @@ static struct case_report {
 	int set;
 	unsigned long progress;
 	char msg[1008];
+	char skip_why[sizeof(case_skip_why)];
 } *case_report;
 
 void case_progress(void)
@@ -451,6 +472,8 @@ int run_case(const char *name, const struct named_case *c, const struct mem_type
 		memset(case_report, 0, sizeof(*case_report));
 		pin_for_report(name);
 		r = c->fn(c, mt);
+		if (r == CASE_SKIP)
+			memcpy(case_report->skip_why, case_skip_why, sizeof(case_skip_why));
 		/* _exit() drops stdio buffers: keep the case's diagnostics. */
 		fflush(stdout);
 		fflush(stderr);
@@ -516,6 +539,7 @@ int run_case(const char *name, const struct named_case *c, const struct mem_type
 	case CASE_PASS:
 		return CASE_PASS;
 	case CASE_SKIP:
+		memcpy(case_skip_why, case_report->skip_why, sizeof(case_skip_why));
 		return CASE_SKIP;
 	default:
 		return CASE_FAIL;

@@ -30,10 +30,30 @@
 #define noinline	uffd_attr(__noinline__)
 #endif
 
-/* Exit codes of a case run by run_case(). */
+/* Exit codes of a case run by run_case(), results of a case function. */
 #define CASE_PASS	0
 #define CASE_FAIL	1
 #define CASE_SKIP	KSFT_SKIP
+
+/*
+ * Why the case skips: returns CASE_SKIP, and the reason goes on the case's
+ * TAP line (run_case(), CASE_END()).
+ */
+int __printf(1, 2) case_skip(const char *fmt, ...);
+extern char case_skip_why[256];
+
+#ifdef __KSELFTEST_HARNESS_H
+/*
+ * End a kselftest_harness.h case with the result of a case function
+ * (CASE_PASS, CASE_FAIL, or CASE_SKIP from case_skip()).
+ */
+static inline void case_end(struct __test_metadata *_metadata, int ret)
+{
+	if (ret == CASE_SKIP)
+		SKIP(return, "%s", case_skip_why);
+	ASSERT_EQ(CASE_PASS, ret);
+}
+#endif
 
 struct mem_type {
 	const char *name;
@@ -61,7 +81,7 @@ extern const int nr_mem_types;
  */
 #define MAX_SIZES	8
 struct test_opts {
-	unsigned int seed;
+	unsigned int rand;	/* where the random numbers start */
 	int rounds;
 	int seconds;
 	bool all_types;
@@ -81,6 +101,12 @@ void parse_test_opts(int argc, char **argv, struct test_opts *o);
  * when it is unset or not a number.
  */
 int env_int(const char *name, int def);
+
+/*
+ * Set @o from the environment ($UFFD_ROUNDS, $UFFD_SECONDS,
+ * $UFFD_ALL_TYPES; defaults: what @o holds) and pick the random start.
+ */
+void test_opts_from_env(struct test_opts *o);
 
 /*
  * Where this run's random numbers start: $UFFD_RANDOM, or one made of the
@@ -189,7 +215,12 @@ static inline void report_case(const char *name, int result)
 		ksft_test_result_pass("%s\n", name);
 		break;
 	case CASE_SKIP:
-		ksft_test_result_skip("%s\n", name);
+		/* With the reason the case gave case_skip(), if any. */
+		if (case_skip_why[0])
+			ksft_test_result_skip("%s: %s\n", name, case_skip_why);
+		else
+			ksft_test_result_skip("%s\n", name);
+		case_skip_why[0] = '\0';
 		break;
 	default:
 		ksft_test_result_fail("%s\n", name);

@@ -43,8 +43,8 @@
 #include <sys/mman.h>
 #include <sys/uio.h>
 
-#include "uffd-race-common.h"
 #include "kselftest_harness.h"
+#include "uffd-race-common.h"
 
 #define GUP_THREADS	3
 #define PROBE_TIMEOUT	5	/* s: mmap_lock must be free again by then */
@@ -225,11 +225,9 @@ static int start_round(struct round *r, pthread_t *gup, pthread_t *zap)
 	/* Threads created below inherit this; GUP threads move to CPU 0. */
 	pin_to_cpu(1);
 	r->area = mt->map(r->npages * r->page);
-	if (!r->area) {
-		diag("%s: cannot map %zu bytes: %s", mt->name, r->npages * r->page,
-		     strerror(errno));
-		return CASE_SKIP;
-	}
+	if (!r->area)
+		return case_skip("%s: cannot map %zu bytes: %s", mt->name, r->npages * r->page,
+				 strerror(errno));
 	r->memfd = open("/proc/self/mem", O_RDWR);
 	r->uffd = uffd_race_open_api(0, NULL);
 	if (r->memfd < 0 || r->uffd < 0) {
@@ -480,7 +478,7 @@ static int bench_main(void)
 int main(int argc, char **argv)
 {
 	parse_test_opts(argc, argv, &opts);
-	rand0 = opts.seed;
+	rand0 = opts.rand;
 	return bench_main();
 }
 #else

@@ -119,15 +119,11 @@ static int case_missing_copy(const struct named_case *c, const struct mem_type *
 	pthread_t thr;
 	int uffd, faults = 0;
 
-	if (!page) {
-		diag("%s: no page size (no hugetlb support?)", mt->name);
-		return CASE_SKIP;
-	}
+	if (!page)
+		return case_skip("%s: no page size (no hugetlb support?)", mt->name);
 	f.area = mt->map(len);
-	if (!f.area) {
-		diag("%s: cannot map %zu bytes: %s", mt->name, len, strerror(errno));
-		return CASE_SKIP;
-	}
+	if (!f.area)
+		return case_skip("%s: cannot map %zu bytes: %s", mt->name, len, strerror(errno));
 	uffd = uffd_race_open_api(0, NULL);
 	if (uffd < 0) {
 		diag("userfaultfd: %s", strerror(errno));

@@ -47,8 +47,8 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 
-#include "uffd-race-common.h"
 #include "kselftest_harness.h"
+#include "uffd-race-common.h"
 
 #ifndef MFD_HUGETLB
 #define MFD_HUGETLB 0x0004U

@@ -824,7 +824,7 @@ static int case_fuzz(const struct named_case *c, const struct mem_type *unused)
 {
 	struct worker_proc *w = workers;
 	struct audit_totals at = { 0 };
-	unsigned int rs = opts.seed, gen = 0;
+	unsigned int rs = opts.rand, gen = 0;
 	char scan_sleep[32] = "";
 	long total = 0, rounds = 0;
 	double t0 = now();
@@ -855,7 +855,7 @@ static int case_fuzz(const struct named_case *c, const struct mem_type *unused)
 	set_scan_sleep("10", scan_sleep, sizeof(scan_sleep));
 
 	for (int i = 0; i < NR_WORKERS && ok; i++)
-		ok = spawn(&w[i], opts.seed + 7919 * gen++);
+		ok = spawn(&w[i], opts.rand + 7919 * gen++);
 	while (ok && rounds < opts.rounds && now() - t0 < opts.seconds) {
 		int victim = pick(&rs, 3 * NR_WORKERS);	/* a kill in a third of the rounds */
 		char c = 'g', when[48];
@@ -888,7 +888,7 @@ static int case_fuzz(const struct named_case *c, const struct mem_type *unused)
 			ok = false;
 		for (int i = 0; i < NR_WORKERS && ok; i++)
 			if (!w[i].pid)
-				ok = spawn(&w[i], opts.seed + 7919 * gen++);
+				ok = spawn(&w[i], opts.rand + 7919 * gen++);
 	}
 	/* Everyone exits with whatever they still have mapped and armed. */
 	for (int i = 0; i < NR_WORKERS; i++) {
@@ -929,10 +929,9 @@ static int case_fuzz(const struct named_case *c, const struct mem_type *unused)
 		diag("nothing was exercised: no round, registration or audit");
 		return CASE_FAIL;
 	}
-	if (at.unavailable) {
-		diag("the kernel has no uffd-armed counter: the audits checked nothing");
-		return CASE_SKIP;
-	}
+	if (at.unavailable)
+		return case_skip("the kernel has no uffd-armed counter: %s",
+				 "the audits checked nothing");
 	return CASE_PASS;
 }
 

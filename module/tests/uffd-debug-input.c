@@ -377,7 +377,7 @@ static int case_random(const struct named_case *c, const struct mem_type *unused
 		EINVAL, ESRCH, EBADF, ENOENT, EOPNOTSUPP, E2BIG, EOVERFLOW, EFAULT,
 		ENOTDIR, ENAMETOOLONG, ELOOP, EACCES,
 	};
-	unsigned int st = opts.seed;
+	unsigned int st = opts.rand;
 	char buf[300];
 	int bad = 0, accepted = 0;
 
@@ -412,13 +412,13 @@ static int case_random(const struct named_case *c, const struct mem_type *unused
 	}
 	uffd_debug_write("shmem", "clear");
 	diag("%d random writes, %d accepted, %d unexpected errnos (seed %u)",
-	     3 * opts.rounds, accepted, bad, opts.seed);
+	     3 * opts.rounds, accepted, bad, opts.rand);
 	return bad ? CASE_FAIL : CASE_PASS;
 }
 
 static int case_exiting(const struct named_case *c, const struct mem_type *unused)
 {
-	unsigned int st = opts.seed;
+	unsigned int st = opts.rand;
 	int bad = 0, memfd = memfd_create("uffd-debug-exit", 0);
 	char *p = mmap(NULL, 4 * page, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);

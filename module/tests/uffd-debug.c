@@ -334,11 +334,9 @@ static int shmem_audit(bool counter)
 			return CASE_FAIL;
 		}
 		close(memfd);
-		if (!a.have_counter) {
-			diag("this kernel has no uffd-armed counter: %s",
-			     strstr(a.text, "nr_uffd_missing"));
-			return CASE_SKIP;
-		}
+		if (!a.have_counter)
+			return case_skip("this kernel has no uffd-armed counter: %s",
+					 strstr(a.text, "nr_uffd_missing"));
 	}
 
 	memfd = memfd_create("uffd-debug-audit", 0);
@@ -457,10 +455,14 @@ static int case_stats(const struct named_case *c, const struct mem_type *unused)
 	int memfd, uffd, err, r;
 
 	text = uffd_debug_read("stats");
-	if (!text || strstr(text, "not available")) {
-		diag("%s", text ? text : strerror(errno));
+	if (!text) {
+		diag("stats: %s", strerror(errno));
+		return CASE_FAIL;
+	}
+	if (strstr(text, "not available")) {
+		case_skip("%s", text);
 		free(text);
-		return text ? CASE_SKIP : CASE_FAIL;
+		return CASE_SKIP;
 	}
 	free(text);
 	err = uffd_debug_write("stats", "reset\n");
@@ -698,10 +700,9 @@ static int case_kmemleak(const struct named_case *c, const struct mem_type *unus
 	int fd;
 
 	fd = open(km, O_RDWR);
-	if (fd < 0) {
-		diag("%s: %s: kmemleak is not enabled in this kernel", km, strerror(errno));
-		return CASE_SKIP;
-	}
+	if (fd < 0)
+		return case_skip("%s: %s: kmemleak is not enabled in this kernel", km,
+				 strerror(errno));
 	if (write(fd, "scan", 4) != 4)
 		case_fail_fast("kmemleak scan: %s", strerror(errno));
 	close(fd);

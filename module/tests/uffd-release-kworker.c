@@ -202,7 +202,7 @@ static int case_release(const struct named_case *c, const struct mem_type *mt)
 {
 	int round, pfd[2], resolve, hit = 0;
 	double t0 = now();
-	unsigned int st = opts.seed;
+	unsigned int st = opts.rand;
 	long res, walk, delay;
 	char *p, *text, *before;
 	pid_t pid;

@@ -41,7 +41,7 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-case-runner.h"
 
 #define CASE_TIMEOUT	240
 #define MAX_ROUNDS	64
@@ -130,7 +130,7 @@ static void *fault_monitor(void *arg)
 	return NULL;
 }
 
-static int case_fault(const struct mem_type *mt)
+static int case_fault(const struct named_case *c, const struct mem_type *mt)
 {
 	struct fault_run f = { .mt = mt, .page = mt->page_size() };
 	double rate[MAX_ROUNDS];
@@ -146,7 +146,7 @@ static int case_fault(const struct mem_type *mt)
 		diag("%s: cannot map %zu bytes: %s", mt->name, len, strerror(errno));
 		return CASE_SKIP;
 	}
-	f.uffd = uffd_open_api(0, NULL);
+	f.uffd = uffd_race_open_api(0, NULL);
 	f.src = malloc(f.page);
 	if (f.uffd < 0 || !f.src ||
 	    uffd_register_mode(f.uffd, f.area, len, UFFDIO_REGISTER_MODE_MISSING)) {
@@ -204,7 +204,7 @@ static int uffd_unregister(int uffd, void *addr, size_t len)
 static int shmem_and_uffd(long pages, int *memfd, int *uffd)
 {
 	*memfd = memfd_create("uffd-bench", 0);
-	*uffd = uffd_open_api(0, NULL);
+	*uffd = uffd_race_open_api(0, NULL);
 	if (*memfd < 0 || *uffd < 0 || ftruncate(*memfd, pages * page)) {
 		diag("memfd or userfaultfd: %s", strerror(errno));
 		return -1;
@@ -353,7 +353,7 @@ static double op_munmap(int ops, int memfd, int uffd)
 	return t;
 }
 
-static int case_register(const struct mem_type *unused)
+static int case_register(const struct named_case *c, const struct mem_type *unused)
 {
 	return upkeep("upkeep.register", 4000, op_register);
 }
@@ -383,7 +383,7 @@ static int mode_pair(const char *key, mode_op op)
 	int memfd, uffd, n = 3 * rounds() < MAX_ROUNDS ? 3 * rounds() : MAX_ROUNDS;
 
 	memfd = memfd_create("uffd-bench", 0);
-	uffd = uffd_open_api(UFFD_FEATURE_MINOR_SHMEM, NULL);
+	uffd = uffd_race_open_api(UFFD_FEATURE_MINOR_SHMEM, NULL);
 	if (uffd < 0) {
 		diag("no MINOR mode on shmem: %s", strerror(errno));
 		return CASE_SKIP;
@@ -425,54 +425,44 @@ static int mode_pair(const char *key, mode_op op)
 	return CASE_PASS;
 }
 
-static int case_register_pair(const struct mem_type *unused)
+static int case_register_pair(const struct named_case *c, const struct mem_type *unused)
 {
 	return mode_pair("upkeep.register_pair", register_pairs);
 }
 
-static int case_mprotect_pair(const struct mem_type *unused)
+static int case_mprotect_pair(const struct named_case *c, const struct mem_type *unused)
 {
 	return mode_pair("upkeep.mprotect_pair", mprotect_splits);
 }
 
-static int case_mprotect(const struct mem_type *unused)
+static int case_mprotect(const struct named_case *c, const struct mem_type *unused)
 {
 	return upkeep("upkeep.mprotect", 4000, op_mprotect);
 }
 
-static int case_fork(const struct mem_type *unused)
+static int case_fork(const struct named_case *c, const struct mem_type *unused)
 {
 	return upkeep("upkeep.fork", 200, op_fork);
 }
 
-static int case_munmap(const struct mem_type *unused)
+static int case_munmap(const struct named_case *c, const struct mem_type *unused)
 {
 	return upkeep("upkeep.munmap", 4096, op_munmap);
 }
 
+static const struct named_case cases[] = {
+	{ .name = "fault", .fn = case_fault, .mem = MEM_ALL },
+	{ .name = "upkeep.register", .fn = case_register },
+	{ .name = "upkeep.register_pair", .fn = case_register_pair },
+	{ .name = "upkeep.mprotect_pair", .fn = case_mprotect_pair },
+	{ .name = "upkeep.mprotect", .fn = case_mprotect },
+	{ .name = "upkeep.fork", .fn = case_fork },
+	{ .name = "upkeep.munmap", .fn = case_munmap },
+};
+
 int main(int argc, char **argv)
 {
-	static const struct named_case upkeep_cases[] = {
-		{ "upkeep.register", case_register },
-		{ "upkeep.register_pair", case_register_pair },
-		{ "upkeep.mprotect_pair", case_mprotect_pair },
-		{ "upkeep.mprotect", case_mprotect },
-		{ "upkeep.fork", case_fork },
-		{ "upkeep.munmap", case_munmap },
-	};
-	char name[32];
-
-	ksft_print_header();
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
-	ksft_set_plan(nr_mem_types + ARRAY_SIZE(upkeep_cases));
-	for (int i = 0; i < nr_mem_types; i++) {
-		snprintf(name, sizeof(name), "fault.%s", mem_types[i].name);
-		report_case(name, run_case(name, case_fault, &mem_types[i], CASE_TIMEOUT));
-	}
-	for (size_t i = 0; i < ARRAY_SIZE(upkeep_cases); i++)
-		report_case(upkeep_cases[i].name,
-			    run_case(upkeep_cases[i].name, upkeep_cases[i].fn, NULL,
-				     CASE_TIMEOUT));
-	return finish_tests();
+	return run_cases(cases, ARRAY_SIZE(cases), CASE_TIMEOUT, &opts, NULL);
 }

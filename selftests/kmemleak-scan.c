@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "uffd-race-common.h"
+#include "uffd-case-runner.h"
 
 #define KMEMLEAK	"/sys/kernel/debug/kmemleak"
 /* Longer than kmemleak's minimum object age (5 s). */

@@ -50,7 +50,7 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-case-runner.h"
 
 #define CASE_TIMEOUT	240
 #define FLAT_SLACK	8
@@ -411,7 +411,7 @@ static int measure(int n, bool armed, struct reading *out)
 			return -1;
 		}
 	}
-	if (!opts.bench && probe_filter(getpid())) {
+	if (!bench_mode && probe_filter(getpid())) {
 		diag("cannot set the probe's filters");
 		return -1;
 	}
@@ -425,7 +425,7 @@ static int measure(int n, bool armed, struct reading *out)
 
 		if (refill(fd, area))
 			return -1;
-		if (opts.bench ? tracing_write("tracing_max_latency", "0") : probe_clear()) {
+		if (bench_mode ? tracing_write("tracing_max_latency", "0") : probe_clear()) {
 			diag("cannot reset the tracer");
 			return -1;
 		}
@@ -443,7 +443,7 @@ static int measure(int n, bool armed, struct reading *out)
 		ret = madvise(area, HPAGE, MADV_COLLAPSE);
 		err = errno;
 		wall[r] = (now() - t) * 1e6;
-		if (opts.bench) {
+		if (bench_mode) {
 			irq[r] = max_irqsoff(&in_collapse);
 			all[r] = 0;
 		} else {
@@ -467,7 +467,7 @@ static int measure(int n, bool armed, struct reading *out)
 			diag("N=%d: reading the irqsoff tracer failed", n);
 			return -1;
 		}
-		if (opts.bench)
+		if (bench_mode)
 			/* '*': the longest section was elsewhere, the collapse's shorter */
 			snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), " %ld%s",
 				 irq[r], in_collapse ? "" : "*");
@@ -475,9 +475,9 @@ static int measure(int n, bool armed, struct reading *out)
 			snprintf(seen + strlen(seen), sizeof(seen) - strlen(seen), " %ld/%ld",
 				 irq[r], all[r]);
 	}
-	diag("N=%d %s per round:%s%s", n, opts.bench ? "irqs-off us" :
+	diag("N=%d %s per round:%s%s", n, bench_mode ? "irqs-off us" :
 	     "visits with irqs off/all", seen, void_rounds ? " (void rounds redone)" : "");
-	if (opts.bench) {
+	if (bench_mode) {
 		out->irqsoff_us = median(irq, rounds);
 	} else {
 		out->irqsoff = largest(irq, rounds);
@@ -596,11 +596,11 @@ static int case_bench(const struct named_case *c, const struct mem_type *unused)
 
 	if (why)
 		return case_skip("%s", why);
-	for (int i = 0; i < opts.nr_sizes; i++) {
-		if (measure_in_child(opts.sizes[i], false, &rd))
+	for (int i = 0; i < nr_bench_sizes; i++) {
+		if (measure_in_child(bench_sizes[i], false, &rd))
 			return CASE_FAIL;
 		diag("bench: guard.n%d irqsoff_us=%ld collapse_us=%ld rounds=%d",
-		     opts.sizes[i], rd.irqsoff_us, rd.wall_us, opts.rounds);
+		     bench_sizes[i], rd.irqsoff_us, rd.wall_us, opts.rounds);
 	}
 	tracing_write("current_tracer", "nop");
 	return CASE_PASS;
@@ -621,12 +621,12 @@ int main(int argc, char **argv)
 {
 	parse_test_opts(argc, argv, &opts);
 	page = sysconf(_SC_PAGESIZE);
-	if (opts.bench) {
+	if (bench_mode) {
 		static const int bench_counts[] = { 1, 16, 256, 1024, 4096 };
 
-		if (!opts.nr_sizes) {
-			opts.nr_sizes = ARRAY_SIZE(bench_counts);
-			memcpy(opts.sizes, bench_counts, sizeof(bench_counts));
+		if (!nr_bench_sizes) {
+			nr_bench_sizes = ARRAY_SIZE(bench_counts);
+			memcpy(bench_sizes, bench_counts, sizeof(bench_counts));
 		}
 		return run_cases(bench_cases, 1, CASE_TIMEOUT, &opts, NULL);
 	}

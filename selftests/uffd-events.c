@@ -68,7 +68,7 @@
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
-#include "uffd-race-common.h"
+#include "uffd-case-runner.h"
 
 #define NPAGES		6	/* 0-1 stay, 2-3 are the call's, 4-5 probes */
 #define EVENT_MS	5000	/* an event or a fault must be there by then */

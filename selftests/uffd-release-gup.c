@@ -45,6 +45,9 @@
 
 #include "kselftest_harness.h"
 #include "uffd-race-common.h"
+#ifdef UFFD_BENCH
+#include "uffd-case-runner.h"
+#endif
 
 #define GUP_THREADS	3
 #define PROBE_TIMEOUT	5	/* s: mmap_lock must be free again by then */
@@ -462,17 +465,17 @@ static int bench_main(void)
 	static char names[MAX_SIZES][32];
 	static int threads[MAX_SIZES];
 
-	if (!opts.nr_sizes) {
-		opts.nr_sizes = ARRAY_SIZE(defaults);
-		memcpy(opts.sizes, defaults, sizeof(defaults));
+	if (!nr_bench_sizes) {
+		nr_bench_sizes = ARRAY_SIZE(defaults);
+		memcpy(bench_sizes, defaults, sizeof(defaults));
 	}
-	for (int i = 0; i < opts.nr_sizes; i++) {
-		threads[i] = opts.sizes[i] < MAX_GUP_THREADS ? opts.sizes[i] : MAX_GUP_THREADS;
+	for (int i = 0; i < nr_bench_sizes; i++) {
+		threads[i] = bench_sizes[i] < MAX_GUP_THREADS ? bench_sizes[i] : MAX_GUP_THREADS;
 		snprintf(names[i], sizeof(names[i]), "bench.gup%d", threads[i]);
 		cases[i] = (struct named_case){ .name = names[i], .fn = case_bench,
 						.data = &threads[i] };
 	}
-	return run_cases(cases, opts.nr_sizes, opts.seconds + 6 * PROBE_TIMEOUT, &opts, NULL);
+	return run_cases(cases, nr_bench_sizes, opts.seconds + 6 * PROBE_TIMEOUT, &opts, NULL);
 }
 
 int main(int argc, char **argv)

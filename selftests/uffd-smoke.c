@@ -20,7 +20,7 @@
 #include <unistd.h>
 #include <sys/ioctl.h>
 
-#include "uffd-race-common.h"
+#include "uffd-case-runner.h"
 
 #define CASE_TIMEOUT	30
 

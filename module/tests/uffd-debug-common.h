@@ -6,7 +6,7 @@
 #ifndef UFFD_DEBUG_COMMON_H
 #define UFFD_DEBUG_COMMON_H
 
-#include "uffd-race-common.h"
+#include "uffd-case-runner.h"
 
 /*
  * The debug module (module/uffd_debug.c) and its debugfs files.

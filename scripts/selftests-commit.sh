@@ -182,7 +182,7 @@ while IFS=$'\t' read -r names subject; do
 		echo
 		if [ $first = 1 ]; then
 			fold -s -w 72 <<-EOF | sed 's/ *$//'
-			Add $what below, built by the $sub selftests Makefile and run by run_vmtests.sh after the userfaultfd tests. Each test runs its cases in child processes with a deadline, so that a hang is reported as a failure instead of stopping the run, and prints TAP:
+			Add $what below, built by the $sub selftests Makefile and run by run_vmtests.sh after the userfaultfd tests. They are written on kselftest_harness.h: a fixture per test, a variant per memory type where a test runs on several, each case in a child with a timeout, so that a hang is reported as a failure instead of stopping the run:
 			EOF
 		else
 			fold -s -w 72 <<-EOF | sed 's/ *$//'
@@ -194,7 +194,7 @@ while IFS=$'\t' read -r names subject; do
 		if [ $first = 1 ]; then
 			echo
 			fold -s -w 72 <<-EOF | sed 's/ *$//'
-			uffd-race-common.[ch] hold the plumbing the race tests share: opening and handshaking a userfaultfd, the memory types (anon, shmem, hugetlb), and running a case in a child with a deadline.
+			uffd-race-common.[ch] hold the plumbing the race tests share: opening and handshaking a userfaultfd, the memory types (anon, shmem, hugetlb), the knobs a soak run sets through the environment (UFFD_ROUNDS, UFFD_SECONDS, UFFD_RANDOM, UFFD_ALL_TYPES), and reporting a failure from a process whose mm may be wedged.
 			EOF
 		fi
 		echo

@@ -61,25 +61,6 @@ static char *map_file(int flags)
 	return a;
 }
 
-/* A new file: even pages written, odd pages holes. */
-static int make_file(void)
-{
-	char *a;
-
-	fd = memfd_create("uffd-armed-count", 0);
-	if (fd < 0 || ftruncate(fd, HPAGE)) {
-		diag("memfd: %s", strerror(errno));
-		return -1;
-	}
-	a = map_file(MAP_SHARED);
-	if (!a)
-		return -1;
-	for (int i = 0; i < npages; i += 2)
-		memset(a + i * page, 0x40 + i % 64, page);
-	munmap(a, HPAGE);
-	return 0;
-}
-
 /* Holes of the file that are still holes. */
 static int holes_left(void)
 {
@@ -122,22 +103,20 @@ static int collapse_from_outside(int *err)
 	return out[0];
 }
 
+#define META	struct __test_metadata *_metadata
+
 #define NO_LONGER_ARMED	"%s: MADV_COLLAPSE returned %d (%s) and filled %d of %d holes: the file no longer counts as armed"
 #define STILL_ARMED	"%s: MADV_COLLAPSE returned %d (%s) and left %d of %d holes: the file still counts as armed"
 
 /* The file must count as armed: a collapse leaves every hole a hole. */
-static int expect_armed(const char *when)
+static void expect_armed(META, const char *when)
 {
 	int err, ret = collapse_from_outside(&err), left = holes_left();
+	const char *res = ret ? strerror(err) : "success";
 
-	if (left != npages / 2) {
-		diag(NO_LONGER_ARMED, when, ret,
-		     ret ? strerror(err) : "success", npages / 2 - left, npages / 2);
-		return -1;
-	}
-	diag("%s: armed (MADV_COLLAPSE: %s, %d holes kept)", when,
-	     ret ? strerror(err) : "success", left);
-	return 0;
+	ASSERT_EQ(npages / 2, left)
+		TH_LOG(NO_LONGER_ARMED, when, ret, res, npages / 2 - left, npages / 2);
+	diag("%s: armed (MADV_COLLAPSE: %s, %d holes kept)", when, res, left);
 }
 
 /*
@@ -145,7 +124,7 @@ static int expect_armed(const char *when)
  * returns is not the point: 6.1 collapses the file from a process that
  * maps it and still returns EINVAL for that process's page tables.)
  */
-static int expect_unarmed(const char *when)
+static void expect_unarmed(META, const char *when)
 {
 	int err = 0, ret, left;
 
@@ -157,169 +136,145 @@ static int expect_unarmed(const char *when)
 			break;
 		usleep(20000);
 	}
-	if (left) {
-		diag(STILL_ARMED, when, ret,
-		     ret ? strerror(err) : "success", left, npages / 2);
-		return -1;
-	}
+	ASSERT_EQ(0, left)
+		TH_LOG(STILL_ARMED, when, ret, ret ? strerror(err) : "success", left, npages / 2);
 	diag("%s: unarmed (collapsed; MADV_COLLAPSE: %s)", when, ret ? strerror(err) : "success");
-	return 0;
 }
 
-static int open_uffd(__u64 features)
+static int open_uffd(META, __u64 features)
 {
 	int uffd = uffd_race_open_api(features, NULL);
 
-	if (uffd < 0)
-		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
-		     strerror(errno));
+	ASSERT_LE(0, uffd)
+		TH_LOG("UFFDIO_API features %#llx: %s", (unsigned long long)features,
+		       strerror(errno));
 	return uffd;
 }
 
-static int arm(int uffd, char *addr, size_t len)
-{
-	if (uffd_register_mode(uffd, addr, len, UFFDIO_REGISTER_MODE_MISSING)) {
-		diag("UFFDIO_REGISTER: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int disarm(int uffd, char *addr, size_t len)
+static void disarm(META, int uffd, char *addr, size_t len)
 {
 	struct uffdio_range r = { .start = (unsigned long)addr, .len = len };
 
-	if (ioctl(uffd, UFFDIO_UNREGISTER, &r)) {
-		diag("UFFDIO_UNREGISTER: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	ASSERT_EQ(0, ioctl(uffd, UFFDIO_UNREGISTER, &r))
+		TH_LOG("UFFDIO_UNREGISTER: %s", strerror(errno));
 }
 
-/* The file mapped and armed MISSING with a new userfaultfd. */
+/* The file mapped and armed MISSING with @uffd; NULL on error. */
 static char *armed_mapping(int uffd, int flags)
 {
 	char *a = map_file(flags);
 
-	if (!a || arm(uffd, a, HPAGE))
+	if (!a || uffd_register_mode(uffd, a, HPAGE, UFFDIO_REGISTER_MODE_MISSING))
 		return NULL;
 	return a;
 }
 
-/* A new file and one armed mapping of it; NULL on failure. */
-static char *armed_file(int uffd, int flags)
+static char *arm_file(META, int uffd, int flags)
 {
-	if (uffd < 0 || make_file())
-		return NULL;
-	return armed_mapping(uffd, flags);
+	char *a = armed_mapping(uffd, flags);
+
+	ASSERT_NE(NULL, a) TH_LOG("mapping and arming the file: %s", strerror(errno));
+	return a;
+}
+
+/* Each case: a new file whose even pages are written and odd pages holes. */
+FIXTURE(count) {
+};
+
+FIXTURE_SETUP(count)
+{
+	char *a;
+
+	page = sysconf(_SC_PAGESIZE);
+	npages = HPAGE / page;
+	fd = memfd_create("uffd-armed-count", 0);
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, HPAGE));
+	a = map_file(MAP_SHARED);
+	ASSERT_NE(NULL, a);
+	for (int i = 0; i < npages; i += 2)
+		memset(a + i * page, 0x40 + i % 64, page);
+	munmap(a, HPAGE);
+}
+
+/* A child a case left waiting for SIGKILL, or 0. */
+static pid_t forked;
+
+FIXTURE_TEARDOWN(count)
+{
+	if (forked > 0) {
+		kill(forked, SIGKILL);
+		waitpid(forked, NULL, 0);
+	}
 }
 
 /* Split one armed VMA in three, merge it back, then unregister it. */
-static int case_split_merge(void)
+TEST_F_TIMEOUT(count, split_merge, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(0);
-	char *a;
+	int uffd = open_uffd(_metadata, 0);
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	if (mprotect(a + HPAGE / 4, HPAGE / 4, PROT_READ))
-		return CASE_FAIL;
-	if (expect_armed("split in three by mprotect"))
-		return CASE_FAIL;
-	if (mprotect(a + HPAGE / 4, HPAGE / 4, PROT_READ | PROT_WRITE))
-		return CASE_FAIL;
-	if (expect_armed("merged back by mprotect"))
-		return CASE_FAIL;
-	if (disarm(uffd, a, HPAGE))
-		return CASE_FAIL;
-	return expect_unarmed("unregistered") ? CASE_FAIL : CASE_PASS;
+	ASSERT_EQ(0, mprotect(a + HPAGE / 4, HPAGE / 4, PROT_READ));
+	expect_armed(_metadata, "split in three by mprotect");
+	ASSERT_EQ(0, mprotect(a + HPAGE / 4, HPAGE / 4, PROT_READ | PROT_WRITE));
+	expect_armed(_metadata, "merged back by mprotect");
+	disarm(_metadata, uffd, a, HPAGE);
+	expect_unarmed(_metadata, "unregistered");
 }
 
 /* Unregister the middle of an armed VMA, then the two armed ends. */
-static int case_unregister_part(void)
+TEST_F_TIMEOUT(count, unregister_part, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(0);
-	char *a;
+	int uffd = open_uffd(_metadata, 0);
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	if (disarm(uffd, a + HPAGE / 4, HPAGE / 2))
-		return CASE_FAIL;
-	if (expect_armed("middle unregistered"))
-		return CASE_FAIL;
-	if (disarm(uffd, a, HPAGE / 4))
-		return CASE_FAIL;
-	if (expect_armed("first quarter unregistered"))
-		return CASE_FAIL;
-	if (disarm(uffd, a + 3 * HPAGE / 4, HPAGE / 4))
-		return CASE_FAIL;
-	return expect_unarmed("last quarter unregistered") ? CASE_FAIL : CASE_PASS;
+	disarm(_metadata, uffd, a + HPAGE / 4, HPAGE / 2);
+	expect_armed(_metadata, "middle unregistered");
+	disarm(_metadata, uffd, a, HPAGE / 4);
+	expect_armed(_metadata, "first quarter unregistered");
+	disarm(_metadata, uffd, a + 3 * HPAGE / 4, HPAGE / 4);
+	expect_unarmed(_metadata, "last quarter unregistered");
 }
 
 /* munmap the middle of an armed VMA, then the two ends. */
-static int case_unmap_parts(void)
+TEST_F_TIMEOUT(count, unmap_parts, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(0);
-	char *a;
+	int uffd = open_uffd(_metadata, 0);
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	if (munmap(a + HPAGE / 4, HPAGE / 2))
-		return CASE_FAIL;
-	if (expect_armed("middle unmapped"))
-		return CASE_FAIL;
-	if (munmap(a, HPAGE / 4))
-		return CASE_FAIL;
-	if (expect_armed("first quarter unmapped"))
-		return CASE_FAIL;
-	if (munmap(a + 3 * HPAGE / 4, HPAGE / 4))
-		return CASE_FAIL;
-	return expect_unarmed("last quarter unmapped") ? CASE_FAIL : CASE_PASS;
+	ASSERT_EQ(0, munmap(a + HPAGE / 4, HPAGE / 2));
+	expect_armed(_metadata, "middle unmapped");
+	ASSERT_EQ(0, munmap(a, HPAGE / 4));
+	expect_armed(_metadata, "first quarter unmapped");
+	ASSERT_EQ(0, munmap(a + 3 * HPAGE / 4, HPAGE / 4));
+	expect_unarmed(_metadata, "last quarter unmapped");
 }
 
 /* A MAP_PRIVATE mapping watches the same page cache holes. */
-static int case_private(void)
+TEST_F_TIMEOUT(count, private, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(0);
-	char *a;
+	int uffd = open_uffd(_metadata, 0);
+	char *a = arm_file(_metadata, uffd, MAP_PRIVATE);
 
-	a = armed_file(uffd, MAP_PRIVATE);
-	if (!a)
-		return CASE_FAIL;
-	if (expect_armed("private mapping armed"))
-		return CASE_FAIL;
-	if (munmap(a, HPAGE))
-		return CASE_FAIL;
-	return expect_unarmed("private mapping unmapped") ? CASE_FAIL : CASE_PASS;
+	expect_armed(_metadata, "private mapping armed");
+	ASSERT_EQ(0, munmap(a, HPAGE));
+	expect_unarmed(_metadata, "private mapping unmapped");
 }
 
 /* Two armed VMAs; @a moves without EVENT_REMAP and so loses its arming. */
-static int case_mremap(void)
+TEST_F_TIMEOUT(count, mremap, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(0);
-	char *a, *b, *to;
+	int uffd = open_uffd(_metadata, 0);
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
+	char *b = arm_file(_metadata, uffd, MAP_SHARED);
+	char *to = reserve_hpage_aligned(HPAGE);
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	b = armed_mapping(uffd, MAP_SHARED);
-	if (!b)
-		return CASE_FAIL;
-	to = reserve_hpage_aligned(HPAGE);
-	if (!to)
-		return CASE_FAIL;
-	if (mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED) {
-		diag("mremap: %s", strerror(errno));
-		return CASE_FAIL;
-	}
-	if (expect_armed("one of two moved without EVENT_REMAP"))
-		return CASE_FAIL;
-	if (disarm(uffd, b, HPAGE))
-		return CASE_FAIL;
-	return expect_unarmed("the other unregistered") ? CASE_FAIL : CASE_PASS;
+	ASSERT_NE(NULL, to);
+	ASSERT_NE(MAP_FAILED, mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to))
+		TH_LOG("mremap: %s", strerror(errno));
+	expect_armed(_metadata, "one of two moved without EVENT_REMAP");
+	disarm(_metadata, uffd, b, HPAGE);
+	expect_unarmed(_metadata, "the other unregistered");
 }
 
 /* Read and acknowledge events on @uffd until told to stop. */
@@ -365,34 +320,24 @@ static void stop_monitor(struct monitor *m)
 }
 
 /* With EVENT_REMAP the moved VMA stays armed; move all of it, then half. */
-static int case_mremap_event(void)
+TEST_F_TIMEOUT(count, mremap_event, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(UFFD_FEATURE_EVENT_REMAP);
+	int uffd = open_uffd(_metadata, UFFD_FEATURE_EVENT_REMAP);
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
+	char *to = reserve_hpage_aligned(2 * HPAGE);
 	struct monitor m;
-	char *a, *to;
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	to = reserve_hpage_aligned(2 * HPAGE);
-	if (!to || start_monitor(&m, uffd))
-		return CASE_FAIL;
-	if (mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to) == MAP_FAILED ||
-	    mremap(to + HPAGE / 2, HPAGE / 2, HPAGE / 2, MREMAP_MAYMOVE | MREMAP_FIXED,
-		   to + HPAGE + HPAGE / 2) == MAP_FAILED) {
-		diag("mremap: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_NE(NULL, to);
+	ASSERT_EQ(0, start_monitor(&m, uffd));
+	ASSERT_NE(MAP_FAILED, mremap(a, HPAGE, HPAGE, MREMAP_MAYMOVE | MREMAP_FIXED, to));
+	ASSERT_NE(MAP_FAILED, mremap(to + HPAGE / 2, HPAGE / 2, HPAGE / 2,
+				     MREMAP_MAYMOVE | MREMAP_FIXED, to + HPAGE + HPAGE / 2));
 	stop_monitor(&m);
-	if (expect_armed("moved whole, then half, with EVENT_REMAP"))
-		return CASE_FAIL;
-	if (disarm(uffd, to, HPAGE / 2))
-		return CASE_FAIL;
-	if (expect_armed("first half unregistered"))
-		return CASE_FAIL;
-	if (disarm(uffd, to + HPAGE + HPAGE / 2, HPAGE / 2))
-		return CASE_FAIL;
-	return expect_unarmed("moved half unregistered") ? CASE_FAIL : CASE_PASS;
+	expect_armed(_metadata, "moved whole, then half, with EVENT_REMAP");
+	disarm(_metadata, uffd, to, HPAGE / 2);
+	expect_armed(_metadata, "first half unregistered");
+	disarm(_metadata, uffd, to + HPAGE + HPAGE / 2, HPAGE / 2);
+	expect_unarmed(_metadata, "moved half unregistered");
 }
 
 /* Fork a child that waits for a byte on @pipefd[0] (or EOF) and exits. */
@@ -421,25 +366,17 @@ static int end_child(pid_t pid, int pipefd[2])
 }
 
 /* Without EVENT_FORK the child's copy is not armed. */
-static int case_fork(void)
+TEST_F_TIMEOUT(count, fork, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(0), pipefd[2];
-	char *a;
-	pid_t pid;
+	int uffd = open_uffd(_metadata, 0), pipefd[2];
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
+	pid_t pid = fork_waiting_child(pipefd);
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	pid = fork_waiting_child(pipefd);
-	if (pid < 0)
-		return CASE_FAIL;
-	if (expect_armed("forked without EVENT_FORK"))
-		return CASE_FAIL;
-	if (disarm(uffd, a, HPAGE))
-		return CASE_FAIL;
-	if (expect_unarmed("parent unregistered, child alive"))
-		return CASE_FAIL;
-	return end_child(pid, pipefd) ? CASE_FAIL : CASE_PASS;
+	ASSERT_LE(0, pid);
+	expect_armed(_metadata, "forked without EVENT_FORK");
+	disarm(_metadata, uffd, a, HPAGE);
+	expect_unarmed(_metadata, "parent unregistered, child alive");
+	ASSERT_EQ(0, end_child(pid, pipefd));
 }
 
 /*
@@ -448,52 +385,39 @@ static int case_fork(void)
  */
 enum fork_end { CHILD_EXITS, CHILD_UFFD_CLOSED };
 
-static int fork_event(enum fork_end how)
+static void fork_event(META, enum fork_end how)
 {
-	int uffd = open_uffd(UFFD_FEATURE_EVENT_FORK), pipefd[2];
+	int uffd = open_uffd(_metadata, UFFD_FEATURE_EVENT_FORK), pipefd[2];
+	char *a = arm_file(_metadata, uffd, MAP_SHARED);
 	struct monitor m;
-	char *a;
 	pid_t pid;
 
-	a = armed_file(uffd, MAP_SHARED);
-	if (!a)
-		return CASE_FAIL;
-	if (start_monitor(&m, uffd))
-		return CASE_FAIL;
+	ASSERT_EQ(0, start_monitor(&m, uffd));
 	pid = fork_waiting_child(pipefd);
-	if (pid < 0)
-		return CASE_FAIL;
+	ASSERT_LE(0, pid);
 	stop_monitor(&m);
-	if (m.child_uffd < 0) {
-		diag("no fork event (%d events)", m.events);
-		return CASE_FAIL;
-	}
-	if (disarm(uffd, a, HPAGE))
-		return CASE_FAIL;
-	if (expect_armed("parent unregistered, child armed by EVENT_FORK"))
-		return CASE_FAIL;
+	ASSERT_LE(0, m.child_uffd) TH_LOG("no fork event (%d events)", m.events);
+	disarm(_metadata, uffd, a, HPAGE);
+	expect_armed(_metadata, "parent unregistered, child armed by EVENT_FORK");
 	if (how == CHILD_EXITS) {
-		if (end_child(pid, pipefd))
-			return CASE_FAIL;
-		if (expect_unarmed("child exited"))
-			return CASE_FAIL;
+		ASSERT_EQ(0, end_child(pid, pipefd));
+		expect_unarmed(_metadata, "child exited");
 		close(m.child_uffd);
-		return CASE_PASS;
+		return;
 	}
 	close(m.child_uffd);
-	if (expect_unarmed("child's uffd closed, child alive"))
-		return CASE_FAIL;
-	return end_child(pid, pipefd) ? CASE_FAIL : CASE_PASS;
+	expect_unarmed(_metadata, "child's uffd closed, child alive");
+	ASSERT_EQ(0, end_child(pid, pipefd));
 }
 
-static int case_fork_event_exit(void)
+TEST_F_TIMEOUT(count, fork_event_exit, CASE_TIMEOUT)
 {
-	return fork_event(CHILD_EXITS);
+	fork_event(_metadata, CHILD_EXITS);
 }
 
-static int case_fork_event_close(void)
+TEST_F_TIMEOUT(count, fork_event_close, CASE_TIMEOUT)
 {
-	return fork_event(CHILD_UFFD_CLOSED);
+	fork_event(_metadata, CHILD_UFFD_CLOSED);
 }
 
 struct forker {
@@ -521,41 +445,33 @@ static void *forker_fn(void *arg)
  * The fork event is never read: the uffd is closed while fork waits for
  * it, and the child's copy must lose its arming with the dropped context.
  */
-static int case_fork_event_dropped(void)
+TEST_F_TIMEOUT(count, fork_event_dropped, CASE_TIMEOUT)
 {
-	int uffd = open_uffd(UFFD_FEATURE_EVENT_FORK), ret;
+	int uffd = open_uffd(_metadata, UFFD_FEATURE_EVENT_FORK);
 	struct forker f;
 	pthread_t t;
 
-	if (!armed_file(uffd, MAP_SHARED))
-		return CASE_FAIL;
-	if (pthread_create(&t, NULL, forker_fn, &f))
-		return CASE_FAIL;
+	arm_file(_metadata, uffd, MAP_SHARED);
+	ASSERT_EQ(0, pthread_create(&t, NULL, forker_fn, &f));
 	usleep(200000);		/* let fork block on the unread event */
 	close(uffd);
 	pthread_join(t, NULL);
-	if (f.pid < 0) {
-		diag("clone: %s", strerror(errno));
-		return CASE_FAIL;
-	}
-	ret = expect_unarmed("uffd closed with the fork event unread, child alive");
-	kill(f.pid, SIGKILL);
-	waitpid(f.pid, NULL, 0);
-	return ret ? CASE_FAIL : CASE_PASS;
+	ASSERT_LE(0, f.pid) TH_LOG("clone: %s", strerror(errno));
+	/* The child must go whatever the verdict: a teardown of its own. */
+	forked = f.pid;
+	expect_unarmed(_metadata, "uffd closed with the fork event unread, child alive");
 }
 
 /* A process that armed a mapping exits without unregistering or closing. */
-static int case_exit(void)
+TEST_F_TIMEOUT(count, exit, CASE_TIMEOUT)
 {
 	int pipefd[2], uffd;
-	pid_t pid;
 	char byte;
 
-	if (make_file() || pipe(pipefd))
-		return CASE_FAIL;
-	pid = fork();
-	if (!pid) {
-		uffd = open_uffd(0);
+	ASSERT_EQ(0, pipe(pipefd));
+	forked = fork();
+	if (!forked) {
+		uffd = uffd_race_open_api(0, NULL);
 		if (uffd < 0 || !armed_mapping(uffd, MAP_SHARED) ||
 		    !armed_mapping(uffd, MAP_SHARED))
 			_exit(1);
@@ -564,83 +480,12 @@ static int case_exit(void)
 		_exit(0);
 	}
 	close(pipefd[1]);
-	if (read(pipefd[0], &byte, 1) != 1) {
-		diag("the child could not arm its mappings");
-		return CASE_FAIL;
-	}
-	if (expect_armed("another process armed two mappings"))
-		return CASE_FAIL;
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
-	return expect_unarmed("that process was killed") ? CASE_FAIL : CASE_PASS;
-}
-
-FIXTURE(count) {
-};
-
-FIXTURE_SETUP(count)
-{
-	page = sysconf(_SC_PAGESIZE);
-	npages = HPAGE / page;
-}
-
-FIXTURE_TEARDOWN(count)
-{
-}
-
-TEST_F_TIMEOUT(count, split_merge, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_split_merge());
-}
-
-TEST_F_TIMEOUT(count, unregister_part, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_unregister_part());
-}
-
-TEST_F_TIMEOUT(count, unmap_parts, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_unmap_parts());
-}
-
-TEST_F_TIMEOUT(count, private, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_private());
-}
-
-TEST_F_TIMEOUT(count, mremap, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_mremap());
-}
-
-TEST_F_TIMEOUT(count, mremap_event, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_mremap_event());
-}
-
-TEST_F_TIMEOUT(count, fork, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_fork());
-}
-
-TEST_F_TIMEOUT(count, fork_event_exit, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_fork_event_exit());
-}
-
-TEST_F_TIMEOUT(count, fork_event_close, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_fork_event_close());
-}
-
-TEST_F_TIMEOUT(count, fork_event_dropped, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_fork_event_dropped());
-}
-
-TEST_F_TIMEOUT(count, exit, CASE_TIMEOUT)
-{
-	case_end(_metadata, case_exit());
+	ASSERT_EQ(1, read(pipefd[0], &byte, 1)) TH_LOG("the child could not arm its mappings");
+	expect_armed(_metadata, "another process armed two mappings");
+	kill(forked, SIGKILL);
+	waitpid(forked, NULL, 0);
+	forked = 0;
+	expect_unarmed(_metadata, "that process was killed");
 }
 
 TEST_HARNESS_MAIN

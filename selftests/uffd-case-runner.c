@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,18 @@
 int nr_bench_sizes;
 int bench_sizes[MAX_SIZES];
 bool bench_mode;
+
+char case_skip_why[256];
+
+int case_skip(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(case_skip_why, sizeof(case_skip_why), fmt, ap);
+	va_end(ap);
+	return CASE_SKIP;
+}
 
 /* "N[,N...]", each 0 or more, at most MAX_SIZES of them, into bench_sizes. */
 static int parse_sizes(const char *arg)

@@ -9,6 +9,18 @@
 
 #include "uffd-race-common.h"
 
+/* What a case function returns (and a case child's exit code). */
+#define CASE_PASS	0
+#define CASE_FAIL	1
+#define CASE_SKIP	KSFT_SKIP
+
+/*
+ * Why the case skips: returns CASE_SKIP, and run_case() carries the reason
+ * to the case's TAP line.
+ */
+int __printf(1, 2) case_skip(const char *fmt, ...);
+extern char case_skip_why[256];
+
 /*
  * The bench's options for the tests on run_cases(): -s N (as
  * $UFFD_RANDOM), -r ROUNDS and -t SECONDS (per case) to lengthen a run

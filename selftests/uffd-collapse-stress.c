@@ -206,60 +206,45 @@ static int timed_drop_caches(int seconds)
 			return WIFEXITED(status) && !WEXITSTATUS(status) ? 0 : -1;
 		usleep(10000);
 	}
-	diag("drop_caches did not return within %d s: the file's page cache is corrupt", seconds);
 	kill(pid, SIGKILL);
 	return -1;
 }
 
+#define META	struct __test_metadata *_metadata
 #define BAD_READBACK	"page %zu reads 0x%02x by read() and 0x%02x by the mapping, wrote 0x%02x"
 
 /* After the storm the file must still work like a file. */
-static int check_file(void)
+static void check_file(META)
 {
 	unsigned char *buf = malloc(FILE_SIZE);
 	struct stat st;
-	off_t hole;
 
-	if (ftruncate(fd, FILE_SIZE))
-		return -1;
+	ASSERT_NE(NULL, buf);
+	ASSERT_EQ(0, ftruncate(fd, FILE_SIZE));
 	for (size_t i = 0; i < FILE_SIZE; i++)
 		buf[i] = (unsigned char)(i / page * 7 + 1);
-	if (pwrite(fd, buf, FILE_SIZE, 0) != (ssize_t)FILE_SIZE) {
-		diag("final pwrite: %s", strerror(errno));
-		return -1;
-	}
-	hole = lseek(fd, 0, SEEK_HOLE);
-	if (hole != (off_t)FILE_SIZE) {
-		diag("SEEK_HOLE found a hole at %lld in a file just written whole",
-		     (long long)hole);
-		return -1;
-	}
+	ASSERT_EQ((ssize_t)FILE_SIZE, pwrite(fd, buf, FILE_SIZE, 0))
+		TH_LOG("final pwrite: %s", strerror(errno));
+	ASSERT_EQ((off_t)FILE_SIZE, lseek(fd, 0, SEEK_HOLE))
+		TH_LOG("SEEK_HOLE found a hole in a file just written whole");
 	for (int h = 0; h < NHUGE; h++)
 		madvise(area + h * HPAGE, HPAGE, MADV_COLLAPSE);
 	for (size_t i = 0; i < FILE_SIZE; i += page) {
 		unsigned char want = (unsigned char)(i / page * 7 + 1), got = 0;
 
-		if (pread(fd, &got, 1, i) != 1 || got != want || (unsigned char)area[i] != want) {
-			diag(BAD_READBACK, i / page, got, (unsigned char)area[i], want);
-			return -1;
-		}
+		ASSERT_TRUE(pread(fd, &got, 1, i) == 1 && got == want &&
+			    (unsigned char)area[i] == want)
+			TH_LOG(BAD_READBACK, i / page, got, (unsigned char)area[i], want);
 	}
-	if (ftruncate(fd, 0) || fstat(fd, &st)) {
-		diag("final truncate: %s", strerror(errno));
-		return -1;
-	}
-	if (st.st_blocks) {
-		diag("truncated to 0 but the file still holds %lld blocks",
-		     (long long)st.st_blocks);
-		return -1;
-	}
+	ASSERT_EQ(0, ftruncate(fd, 0));
+	ASSERT_EQ(0, fstat(fd, &st));
+	ASSERT_EQ(0, st.st_blocks) TH_LOG("truncated to 0 but the file still holds blocks");
 	free(buf);
-	return 0;
 }
 
 #define NOT_REFUSED	"no collapse was refused while the file was armed half the time: the refusal path was not exercised (this kernel does not guard armed shmem)"
 
-static int run_stress(bool with_uffd)
+static void run_stress(META, bool with_uffd)
 {
 	void *(*const fns[])(void *) = { collapser, collapser, writer, puncher, truncater,
 					  dropper, armer };
@@ -269,19 +254,14 @@ static int run_stress(bool with_uffd)
 	double t0 = now();
 
 	fd = memfd_create("uffd-collapse-stress", 0);
-	area = fd < 0 || ftruncate(fd, FILE_SIZE) ? NULL :
-	       map_hpage_aligned(fd, FILE_SIZE, MAP_SHARED);
-	if (!area) {
-		diag("setup: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_LE(0, fd);
+	ASSERT_EQ(0, ftruncate(fd, FILE_SIZE));
+	area = map_hpage_aligned(fd, FILE_SIZE, MAP_SHARED);
+	ASSERT_NE(NULL, area);
 	madvise(area, FILE_SIZE, MADV_HUGEPAGE);
 	madvise(area, FILE_SIZE, MADV_HUGEPAGE);
 	for (int i = 0; i < nthreads; i++)
-		if (pthread_create(&t[i], NULL, fns[i], (void *)(uintptr_t)rnd(&state))) {
-			diag("pthread_create failed");
-			return CASE_FAIL;
-		}
+		ASSERT_EQ(0, pthread_create(&t[i], NULL, fns[i], (void *)(uintptr_t)rnd(&state)));
 	while (!stop && now() - t0 < opts.seconds)
 		usleep(100000);
 	stop = 1;
@@ -289,19 +269,14 @@ static int run_stress(bool with_uffd)
 		pthread_join(t[i], NULL);
 	for (int i = 0; i < NR_OPS; i++)
 		diag("%-26s %ld", op_names[i], (long)counts[i]);
-	if (failed)
-		return CASE_FAIL;
-	if (timed_drop_caches(5) || check_file())
-		return CASE_FAIL;
-	if (!counts[COLLAPSED]) {
-		diag("no collapse succeeded in %d s: the run judged nothing", opts.seconds);
-		return CASE_FAIL;
-	}
-	if (with_uffd && !counts[REFUSED]) {
-		diag(NOT_REFUSED);
-		return CASE_FAIL;
-	}
-	return CASE_PASS;
+	ASSERT_EQ(0, failed);
+	ASSERT_EQ(0, timed_drop_caches(5))
+		TH_LOG("drop_caches failed or hung for 5 s: the page cache is corrupt");
+	check_file(_metadata);
+	ASSERT_NE(0, counts[COLLAPSED])
+		TH_LOG("no collapse succeeded in %d s: the run judged nothing", opts.seconds);
+	if (with_uffd)
+		ASSERT_NE(0, counts[REFUSED]) TH_LOG(NOT_REFUSED);
 }
 
 FIXTURE(stress) {
@@ -322,12 +297,12 @@ FIXTURE_TEARDOWN(stress)
 
 TEST_F_TIMEOUT(stress, plain, STRESS_TIMEOUT)
 {
-	case_end(_metadata, run_stress(false));
+	run_stress(_metadata, false);
 }
 
 TEST_F_TIMEOUT(stress, armed, STRESS_TIMEOUT)
 {
-	case_end(_metadata, run_stress(true));
+	run_stress(_metadata, true);
 }
 
 TEST_HARNESS_MAIN

@@ -98,21 +98,18 @@ static char *map_aligned(int fd)
 	return map_hpage_aligned(fd, HPAGE, MAP_SHARED);
 }
 
+#define META	struct __test_metadata *_metadata
+
 /* Create the file, write its even pages and leave the odd ones holes. */
-static int make_file(struct range *r)
+static void make_file(META, struct range *r)
 {
 	memset(r, 0, sizeof(*r));
 	r->uffd = -1;
 	r->fd = memfd_create("uffd-collapse", 0);
-	if (r->fd < 0 || ftruncate(r->fd, HPAGE)) {
-		diag("memfd: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_LE(0, r->fd) TH_LOG("memfd: %s", strerror(errno));
+	ASSERT_EQ(0, ftruncate(r->fd, HPAGE));
 	r->area = map_aligned(r->fd);
-	if (!r->area) {
-		diag("mmap: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_NE(NULL, r->area) TH_LOG("mmap: %s", strerror(errno));
 	for (int i = 0; i < npages; i += 2)
 		memset(r->area + i * page, pattern(i), page);
 	/*
@@ -121,35 +118,41 @@ static int make_file(struct range *r)
 	 */
 	madvise(r->area, HPAGE, MADV_HUGEPAGE);
 	madvise(r->area, HPAGE, MADV_HUGEPAGE);
-	return CASE_PASS;
 }
 
-/* Register [addr, addr + len) of @r with its userfaultfd, a new one if none. */
-static int arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mode)
+/*
+ * Register [addr, addr + len) of @r with its userfaultfd, a new one if
+ * none: 0, -1 on error, 1 when the kernel lacks @features or @mode.
+ */
+static int try_arm(struct range *r, char *addr, size_t len, __u64 features, __u64 mode)
 {
 	if (r->uffd < 0)
 		r->uffd = uffd_race_open_api(features, NULL);
-	if (r->uffd < 0)
-		return case_skip("UFFDIO_API features %#llx: %s", (unsigned long long)features,
-				 strerror(errno));
+	if (r->uffd < 0) {
+		diag("UFFDIO_API features %#llx: %s", (unsigned long long)features,
+		     strerror(errno));
+		return 1;
+	}
 	if (uffd_register_mode(r->uffd, addr, len, mode)) {
-		if (errno == EINVAL)
-			return case_skip("UFFDIO_REGISTER mode %#llx: not supported",
-					 (unsigned long long)mode);
 		diag("UFFDIO_REGISTER mode %#llx: %s", (unsigned long long)mode, strerror(errno));
-		return CASE_FAIL;
+		return errno == EINVAL ? 1 : -1;
 	}
 	r->armed = addr;
 	r->armed_pages = len / page;
-	return CASE_PASS;
+	return 0;
+}
+
+/* Arm [addr, addr + len) MISSING. */
+static void arm(META, struct range *r, char *addr, size_t len)
+{
+	ASSERT_EQ(0, try_arm(r, addr, len, 0, UFFDIO_REGISTER_MODE_MISSING));
 }
 
 /* The file with its whole mapping armed MISSING. */
-static int setup(struct range *r)
+static void setup(META, struct range *r)
 {
-	int ret = make_file(r);
-
-	return ret ? ret : arm(r, r->area, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING);
+	make_file(_metadata, r);
+	arm(_metadata, r, r->area, HPAGE);
 }
 
 /* Page cache residency of the file's pages, through the whole mapping. */
@@ -245,20 +248,50 @@ static int check_fault(struct range *r, int hole)
 	return 0;
 }
 
-static int case_self(void)
+/* The collapser of a register race's round, killed whatever the verdict. */
+static pid_t collapser_pid;
+
+static void stop_collapser(void)
 {
+	if (collapser_pid > 0) {
+		kill(collapser_pid, SIGKILL);
+		waitpid(collapser_pid, NULL, 0);
+	}
+	collapser_pid = 0;
+}
+
+FIXTURE(madv_collapse) {
 	struct range r;
+};
+
+FIXTURE_SETUP(madv_collapse)
+{
+	page = sysconf(_SC_PAGESIZE);
+	npages = HPAGE / page;
+	test_opts_from_env(&opts);
+	make_file(_metadata, &self->r);
+}
+
+FIXTURE_TEARDOWN(madv_collapse)
+{
+	stop_collapser();
+}
+
+/* The register races run for opts.seconds, the rest take a moment. */
+#define MADV_TIMEOUT	(15 + CASE_TIMEOUT)
+
+TEST_F_TIMEOUT(madv_collapse, self, MADV_TIMEOUT)
+{
+	struct range *r = &self->r;
 	int ret, err;
 
-	if (setup(&r))
-		return CASE_FAIL;
+	arm(_metadata, r, r->area, HPAGE);
 	/* Whatever it returns: a collapse may fill holes and still fail. */
-	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
+	ret = madvise(r->area, HPAGE, MADV_COLLAPSE);
 	err = errno;
 	/* Both checks, so that a failure also says what reading a hole gives. */
-	if (check_holes(&r, "the arming process", ret, err) | check_fault(&r, 1))
-		return CASE_FAIL;
-	return CASE_PASS;
+	EXPECT_EQ(0, check_holes(r, "the arming process", ret, err));
+	EXPECT_EQ(0, check_fault(r, 1));
 }
 
 /* MADV_COLLAPSE on @fd from a new process mapping it without userfaultfd. */
@@ -288,41 +321,31 @@ static pid_t collapse_elsewhere(int fd, int *res)
 	return pid;
 }
 
-static int case_other(void)
+TEST_F_TIMEOUT(madv_collapse, other, MADV_TIMEOUT)
 {
-	struct range r;
+	struct range *r = &self->r;
 	int res[2];
 
-	if (setup(&r) || collapse_elsewhere(r.fd, res) < 0)
-		return CASE_FAIL;
-	if (check_holes(&r, "another process", res[0], res[1]) | check_fault(&r, 3))
-		return CASE_FAIL;
-	return CASE_PASS;
+	arm(_metadata, r, r->area, HPAGE);
+	ASSERT_LT(0, collapse_elsewhere(r->fd, res));
+	EXPECT_EQ(0, check_holes(r, "another process", res[0], res[1]));
+	EXPECT_EQ(0, check_fault(r, 3));
 }
 
-static int case_partial(void)
+TEST_F_TIMEOUT(madv_collapse, partial, MADV_TIMEOUT)
 {
-	struct range r;
+	struct range *r = &self->r;
 	char *half;
 	int ret, err;
 
-	if (make_file(&r))
-		return CASE_FAIL;
 	/* A second VMA, over the first half only, is the armed one. */
-	half = mmap(NULL, HPAGE / 2, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
-	if (half == MAP_FAILED) {
-		diag("mmap: %s", strerror(errno));
-		return CASE_FAIL;
-	}
-	ret = arm(&r, half, HPAGE / 2, 0, UFFDIO_REGISTER_MODE_MISSING);
-	if (ret)
-		return ret;
-	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
+	half = mmap(NULL, HPAGE / 2, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	ASSERT_NE(MAP_FAILED, half) TH_LOG("mmap: %s", strerror(errno));
+	arm(_metadata, r, half, HPAGE / 2);
+	ret = madvise(r->area, HPAGE, MADV_COLLAPSE);
 	err = errno;
-	if (check_holes(&r, "an unarmed mapping of the whole file", ret, err) |
-	    check_fault(&r, 5))
-		return CASE_FAIL;
-	return CASE_PASS;
+	EXPECT_EQ(0, check_holes(r, "an unarmed mapping of the whole file", ret, err));
+	EXPECT_EQ(0, check_fault(r, 5));
 }
 
 /* khugepaged's knobs: saved, set for the case, restored. */
@@ -372,21 +395,36 @@ static long full_scans(void)
 	return atol(v);
 }
 
-static int case_khugepaged(void)
+FIXTURE(khugepaged) {
+};
+
+FIXTURE_SETUP(khugepaged)
+{
+	page = sysconf(_SC_PAGESIZE);
+	npages = HPAGE / page;
+}
+
+FIXTURE_TEARDOWN(khugepaged)
+{
+}
+
+/* Every full scan the case waits for may take KHUGEPAGED_WAIT. */
+TEST_F_TIMEOUT(khugepaged, armed, (CONTROL_SCANS + ARMED_SCANS) * KHUGEPAGED_WAIT + CASE_TIMEOUT)
 {
 	char saved[3][64], set[3][16] = { "always", "100", "100" };
 	char scans[2][32] = { "?", "?" }, thp_enabled[64] = "?";
 	struct range r, control;
 	double t0, t_scan, t_control = 0;
 	long scans0, at_control = -1, at = -1;
-	int ret = CASE_FAIL, first, filled = 0, cfilled = 0;
+	int first, filled = 0, cfilled = 0;
+	bool passed = false;
 
 	for (int i = 0; i < 3; i++)
 		if (knob_rw(thp_knobs[i], saved[i], sizeof(saved[i]), false))
-			return case_skip("%s: %s", thp_knobs[i], strerror(errno));
+			SKIP(return, "%s: %s", thp_knobs[i], strerror(errno));
 	/* Files first: with shmem_enabled=always a write would fault in a THP. */
-	if (setup(&r) || make_file(&control))
-		return CASE_FAIL;
+	setup(_metadata, &r);
+	make_file(_metadata, &control);
 	knob_rw(KHUGEPAGED "full_scans", scans[0], sizeof(scans[0]), false);
 	knob_rw("/sys/kernel/mm/transparent_hugepage/enabled", thp_enabled,
 		sizeof(thp_enabled), false);
@@ -454,12 +492,11 @@ static int case_khugepaged(void)
 		diag("khugepaged stopped: %ld full scans after the control's, none in %d s",
 		     at - at_control, KHUGEPAGED_WAIT);
 	else
-		ret = CASE_PASS;
+		passed = true;
 	if (t_control)
 		diag("khugepaged collapsed the control file after %.1f s", t_control);
-	if (check_fault(&r, 7))
-		ret = CASE_FAIL;
-	return ret;
+	EXPECT_TRUE(passed);
+	EXPECT_EQ(0, check_fault(&r, 7));
 }
 
 /*
@@ -467,44 +504,34 @@ static int case_khugepaged(void)
  * userfaultfd of its own: the file's count is non-zero, its first 2 MiB
  * are mapped by no armed VMA.
  */
-static int arm_next_hpage(struct range *r, int *uffd)
+static int arm_next_hpage(META, struct range *r)
 {
 	char *next;
+	int uffd;
 
-	if (ftruncate(r->fd, 2 * HPAGE)) {
-		diag("ftruncate: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_EQ(0, ftruncate(r->fd, 2 * HPAGE));
 	next = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, HPAGE);
-	if (next == MAP_FAILED) {
-		diag("mmap: %s", strerror(errno));
-		return CASE_FAIL;
-	}
-	*uffd = uffd_race_open_api(0, NULL);
-	if (*uffd < 0 || uffd_register_mode(*uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
-		diag("arming the second 2 MiB: %s", strerror(errno));
-		return CASE_FAIL;
-	}
-	return CASE_PASS;
+	ASSERT_NE(MAP_FAILED, next) TH_LOG("mmap: %s", strerror(errno));
+	uffd = uffd_race_open_api(0, NULL);
+	ASSERT_LE(0, uffd);
+	ASSERT_EQ(0, uffd_register_mode(uffd, next, HPAGE, UFFDIO_REGISTER_MODE_MISSING))
+		TH_LOG("arming the second 2 MiB: %s", strerror(errno));
+	return uffd;
 }
 
-static int case_armed_elsewhere(void)
+TEST_F_TIMEOUT(madv_collapse, armed_elsewhere, MADV_TIMEOUT)
 {
-	struct range r;
-	int uffd, ret, err, first, filled;
+	struct range *r = &self->r;
+	int uffd = arm_next_hpage(_metadata, r), ret, err, first, filled;
 
-	if (make_file(&r))
-		return CASE_FAIL;
-	ret = arm_next_hpage(&r, &uffd);
-	if (ret)
-		return ret;
-	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
+	ret = madvise(r->area, HPAGE, MADV_COLLAPSE);
 	err = errno;
-	filled = filled_holes(&r, npages, &first);
+	filled = filled_holes(r, npages, &first);
 	diag("MADV_COLLAPSE of the unarmed first 2 MiB returned %d (%s), %d of %d holes resident",
 	     ret, ret ? strerror(err) : "success", filled, npages / 2);
 	close(uffd);
-	return !ret && filled == npages / 2 ? CASE_PASS : CASE_FAIL;
+	EXPECT_EQ(0, ret);
+	EXPECT_EQ(npages / 2, filled);
 }
 
 /*
@@ -513,30 +540,22 @@ static int case_armed_elsewhere(void)
  * with @r's userfaultfd: registering the first 2 MiB later merges them
  * into that armed VMA.
  */
-static int arm_adjacent_next(struct range *r)
+static void arm_adjacent_next(META, struct range *r)
 {
 	char *area;
 
-	if (ftruncate(r->fd, 2 * HPAGE)) {
-		diag("ftruncate: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_EQ(0, ftruncate(r->fd, 2 * HPAGE));
 	area = map_hpage_aligned(r->fd, 2 * HPAGE, MAP_SHARED);
-	if (!area) {
-		diag("mmap of 4 MiB: %s", strerror(errno));
-		return CASE_FAIL;
-	}
+	ASSERT_NE(NULL, area) TH_LOG("mmap of 4 MiB: %s", strerror(errno));
 	munmap(r->area, HPAGE);
 	r->area = area;
 	madvise(area, 2 * HPAGE, MADV_HUGEPAGE);
 	madvise(area, 2 * HPAGE, MADV_HUGEPAGE);
 	r->uffd = uffd_race_open_api(0, NULL);
-	if (r->uffd < 0 ||
-	    uffd_register_mode(r->uffd, area + HPAGE, HPAGE, UFFDIO_REGISTER_MODE_MISSING)) {
-		diag("arming the second 2 MiB: %s", strerror(errno));
-		return CASE_FAIL;
-	}
-	return CASE_PASS;
+	ASSERT_LE(0, r->uffd);
+	ASSERT_EQ(0, uffd_register_mode(r->uffd, area + HPAGE, HPAGE,
+					UFFDIO_REGISTER_MODE_MISSING))
+		TH_LOG("arming the second 2 MiB: %s", strerror(errno));
 }
 
 /* How many VMAs of /proc/self/maps overlap [@start, @end). */
@@ -587,299 +606,188 @@ static pid_t start_collapser(struct collapser *c)
 #define FILLED_LATER	"round %d: %d of the %d holes there when UFFDIO_REGISTER returned were filled by a later collapse, first page %d"
 #define RACE_SUMMARY	"%d rounds, %d with holes left at registration (the others lost the race to a collapse before it), none filled afterwards"
 
-static int register_race(bool armed_next)
+/*
+ * One round: register @r's range at a random point (within @window_us) of
+ * a collapse by another process; the holes there when UFFDIO_REGISTER
+ * returned must stay holes, and one of them must fault to the monitor.
+ * Returns how many holes there were. @end: when the whole race ends.
+ */
+static int race_round(META, struct range *r, int round, bool armed_next, int window_us,
+		      unsigned int *s, atomic_int *shared, double end)
+{
+	struct collapser c = { .fd = r->fd, .stop = &shared[0], .calls = &shared[1] };
+	unsigned char before[512], after[512];
+	int holes = 0, filled = 0, first = -1, start, pick;
+
+	atomic_store(c.stop, 0);
+	atomic_store(c.calls, 0);
+	collapser_pid = start_collapser(&c);
+	/* Register at a random point of the collapser's first call. */
+	while (!atomic_load(c.calls) && now() < end)
+		;
+	usleep(rnd(s) % window_us);
+	arm(_metadata, r, r->area, HPAGE);
+	ASSERT_EQ(0, resident(r, before));
+	if (armed_next)
+		ASSERT_EQ(1, vmas_in(r->area, r->area + 2 * HPAGE))
+			TH_LOG("the registration did not merge into the armed VMA");
+	/* Let it try again after the registration, then judge. */
+	start = atomic_load(c.calls);
+	while (atomic_load(c.calls) < start + 3 && now() < end + 5)
+		usleep(1000);
+	atomic_store(c.stop, 1);
+	waitpid(collapser_pid, NULL, 0);
+	collapser_pid = 0;
+	ASSERT_EQ(0, resident(r, after));
+	for (int i = 1; i < npages; i += 2) {
+		if (before[i] & 1)
+			continue;
+		holes++;
+		if (after[i] & 1) {
+			if (first < 0)
+				first = i;
+			filled++;
+		}
+	}
+	if (filled)
+		check_fault(r, first);
+	ASSERT_EQ(0, filled) TH_LOG(FILLED_LATER, round, filled, holes, first);
+	/* And a hole still faults to the monitor: try a random one. */
+	if (!holes)
+		return 0;
+	pick = rnd(s) % holes;
+	for (first = 1; first < npages; first += 2)
+		if (!(before[first] & 1) && !pick--)
+			break;
+	ASSERT_EQ(0, check_fault(r, first));
+	return holes;
+}
+
+static void register_race(META, struct range *cal, bool armed_next)
 {
 	atomic_int *shared = mmap(NULL, 4096, PROT_READ | PROT_WRITE,
 				  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	unsigned int s = opts.rand;
-	int judged = 0, round;
-	double end = now() + opts.seconds;
+	double end = now() + opts.seconds, t;
+	int judged = 0, round, window_us;
 
-	struct range cal;
-	double t;
-	int window_us;
-
-	if (shared == MAP_FAILED || make_file(&cal))
-		return CASE_FAIL;
+	ASSERT_NE(MAP_FAILED, shared);
 	/* How long one collapse takes here: registrations land inside it. */
 	t = now();
-	madvise(cal.area, HPAGE, MADV_COLLAPSE);
+	madvise(cal->area, HPAGE, MADV_COLLAPSE);
 	window_us = (now() - t) * 1e6 + 1;
 	diag("one MADV_COLLAPSE takes %d us here", window_us);
 	for (round = 1; round <= opts.rounds && now() < end; round++) {
-		struct collapser c = { .stop = &shared[0], .calls = &shared[1] };
-		unsigned char before[512], after[512];
-		int holes = 0, filled = 0, first = -1, start;
 		struct range r;
-		pid_t pid;
 
-		if (make_file(&r))
-			return CASE_FAIL;
-		if (armed_next && arm_adjacent_next(&r))
-			return CASE_FAIL;
-		c.fd = r.fd;
-		atomic_store(c.stop, 0);
-		atomic_store(c.calls, 0);
-		pid = start_collapser(&c);
-		/* Register at a random point of the collapser's first call. */
-		while (!atomic_load(c.calls) && now() < end)
-			;
-		usleep(rnd(&s) % window_us);
-		if (arm(&r, r.area, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING) ||
-		    resident(&r, before)) {
-			kill(pid, SIGKILL);
-			return CASE_FAIL;
-		}
-		if (armed_next && vmas_in(r.area, r.area + 2 * HPAGE) != 1) {
-			diag("the registration did not merge into the armed VMA: %d VMAs",
-			     vmas_in(r.area, r.area + 2 * HPAGE));
-			kill(pid, SIGKILL);
-			return CASE_FAIL;
-		}
-		/* Let it try again after the registration, then judge. */
-		start = atomic_load(c.calls);
-		while (atomic_load(c.calls) < start + 3 && now() < end + 5)
-			usleep(1000);
-		atomic_store(c.stop, 1);
-		waitpid(pid, NULL, 0);
-		if (resident(&r, after))
-			return CASE_FAIL;
-		for (int i = 1; i < npages; i += 2) {
-			if (before[i] & 1)
-				continue;
-			holes++;
-			if (after[i] & 1) {
-				if (first < 0)
-					first = i;
-				filled++;
-			}
-		}
-		if (holes)
+		make_file(_metadata, &r);
+		if (armed_next)
+			arm_adjacent_next(_metadata, &r);
+		if (race_round(_metadata, &r, round, armed_next, window_us, &s, shared, end))
 			judged++;
-		if (filled) {
-			diag(FILLED_LATER, round, filled, holes, first);
-			check_fault(&r, first);
-			return CASE_FAIL;
-		}
-		/* And a hole still faults to the monitor: try a random one. */
-		if (holes) {
-			int pick = rnd(&s) % holes, i = 1;
-
-			for (; i < npages; i += 2)
-				if (!(before[i] & 1) && !pick--)
-					break;
-			if (check_fault(&r, i))
-				return CASE_FAIL;
-		}
 		close(r.uffd);
 		munmap(r.area, armed_next ? 2 * HPAGE : HPAGE);
 		close(r.fd);
 	}
 	diag(RACE_SUMMARY, round - 1, judged);
-	if (!judged) {
-		diag("no round registered before the collapse: nothing was judged");
-		return CASE_FAIL;
-	}
-	return CASE_PASS;
+	ASSERT_LT(0, judged) TH_LOG("no round registered before the collapse: nothing was judged");
 }
 
-static int case_register_race(void)
+TEST_F_TIMEOUT(madv_collapse, register_race, MADV_TIMEOUT)
 {
-	return register_race(false);
+	register_race(_metadata, &self->r, false);
 }
 
-static int case_register_race_armed(void)
+TEST_F_TIMEOUT(madv_collapse, register_race_armed, MADV_TIMEOUT)
 {
-	return register_race(true);
+	register_race(_metadata, &self->r, true);
 }
 
 /* Once armed and then disarmed by @how, the file must collapse again. */
 enum disarm { UNREGISTER, CLOSE, UNMAP };
 
-static int collapses_after(enum disarm how)
+static void collapses_after(META, struct range *r, enum disarm how)
 {
 	static const char *const what[] = { "UFFDIO_UNREGISTER", "close(uffd)", "munmap" };
 	struct uffdio_range range;
-	struct range r;
-	char *armed;
 	int ret, first, filled;
+	char *armed;
 
-	if (make_file(&r))
-		return CASE_FAIL;
 	/* A separate armed VMA, so that munmap leaves the collapsing one. */
-	armed = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r.fd, 0);
-	if (armed == MAP_FAILED)
-		return CASE_FAIL;
-	ret = arm(&r, armed, HPAGE, 0, UFFDIO_REGISTER_MODE_MISSING);
-	if (ret)
-		return ret;
+	armed = mmap(NULL, HPAGE, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
+	ASSERT_NE(MAP_FAILED, armed);
+	arm(_metadata, r, armed, HPAGE);
 	switch (how) {
 	case UNREGISTER:
 		range.start = (unsigned long)armed;
 		range.len = HPAGE;
-		ret = ioctl(r.uffd, UFFDIO_UNREGISTER, &range);
+		ret = ioctl(r->uffd, UFFDIO_UNREGISTER, &range);
 		break;
 	case CLOSE:
-		ret = close(r.uffd);
+		ret = close(r->uffd);
 		break;
-	case UNMAP:
+	default:
 		ret = munmap(armed, HPAGE);
 		break;
 	}
-	if (ret) {
-		diag("%s: %s", what[how], strerror(errno));
-		return CASE_FAIL;
-	}
-	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
-	if (ret) {
-		diag("MADV_COLLAPSE after %s: %s: the guard outlived the registration",
-		     what[how], strerror(errno));
-		return CASE_FAIL;
-	}
-	filled = filled_holes(&r, npages, &first);
-	if (filled != npages / 2) {
-		diag("MADV_COLLAPSE after %s returned 0 but only %d of %d holes are resident",
-		     what[how], filled, npages / 2);
-		return CASE_FAIL;
-	}
-	return CASE_PASS;
-}
-
-static int case_unregistered(void)
-{
-	return collapses_after(UNREGISTER);
-}
-
-static int case_closed(void)
-{
-	return collapses_after(CLOSE);
-}
-
-static int case_unmapped(void)
-{
-	return collapses_after(UNMAP);
-}
-
-/* A registration without MISSING promises no fault for a hole. */
-static int collapses_with(__u64 features, __u64 mode, const char *name)
-{
-	struct range r;
-	int ret, err, first, filled;
-
-	if (make_file(&r))
-		return CASE_FAIL;
-	ret = arm(&r, r.area, HPAGE, features, mode);
-	if (ret)
-		return ret;
-	ret = madvise(r.area, HPAGE, MADV_COLLAPSE);
-	err = errno;
-	filled = filled_holes(&r, npages, &first);
-	diag("%s registration: MADV_COLLAPSE returned %d (%s), %d of %d holes resident",
-	     name, ret, ret ? strerror(err) : "success", filled, npages / 2);
-	return filled == npages / 2 ? CASE_PASS : CASE_FAIL;
-}
-
-static int case_minor_only(void)
-{
-	return collapses_with(UFFD_FEATURE_MINOR_SHMEM, UFFDIO_REGISTER_MODE_MINOR, "MINOR-only");
-}
-
-static int case_wp_only(void)
-{
-	return collapses_with(UFFD_FEATURE_WP_HUGETLBFS_SHMEM, UFFDIO_REGISTER_MODE_WP,
-			      "WP-only");
-}
-
-FIXTURE(madv_collapse) {
-};
-
-FIXTURE_SETUP(madv_collapse)
-{
-	page = sysconf(_SC_PAGESIZE);
-	npages = HPAGE / page;
-	test_opts_from_env(&opts);
-}
-
-FIXTURE_TEARDOWN(madv_collapse)
-{
-}
-
-/* The register races run for opts.seconds, the rest take a moment. */
-#define MADV_TIMEOUT	(15 + CASE_TIMEOUT)
-
-TEST_F_TIMEOUT(madv_collapse, self, MADV_TIMEOUT)
-{
-	case_end(_metadata, case_self());
-}
-
-TEST_F_TIMEOUT(madv_collapse, other, MADV_TIMEOUT)
-{
-	case_end(_metadata, case_other());
-}
-
-TEST_F_TIMEOUT(madv_collapse, partial, MADV_TIMEOUT)
-{
-	case_end(_metadata, case_partial());
-}
-
-TEST_F_TIMEOUT(madv_collapse, register_race, MADV_TIMEOUT)
-{
-	case_end(_metadata, case_register_race());
-}
-
-TEST_F_TIMEOUT(madv_collapse, register_race_armed, MADV_TIMEOUT)
-{
-	case_end(_metadata, case_register_race_armed());
-}
-
-TEST_F_TIMEOUT(madv_collapse, armed_elsewhere, MADV_TIMEOUT)
-{
-	case_end(_metadata, case_armed_elsewhere());
+	ASSERT_EQ(0, ret) TH_LOG("%s: %s", what[how], strerror(errno));
+	ASSERT_EQ(0, madvise(r->area, HPAGE, MADV_COLLAPSE))
+		TH_LOG("MADV_COLLAPSE after %s: %s: the guard outlived the registration",
+		       what[how], strerror(errno));
+	filled = filled_holes(r, npages, &first);
+	ASSERT_EQ(npages / 2, filled)
+		TH_LOG("MADV_COLLAPSE after %s returned 0 but only %d of %d holes are resident",
+		       what[how], filled, npages / 2);
 }
 
 TEST_F_TIMEOUT(madv_collapse, unregistered, MADV_TIMEOUT)
 {
-	case_end(_metadata, case_unregistered());
+	collapses_after(_metadata, &self->r, UNREGISTER);
 }
 
 TEST_F_TIMEOUT(madv_collapse, closed, MADV_TIMEOUT)
 {
-	case_end(_metadata, case_closed());
+	collapses_after(_metadata, &self->r, CLOSE);
 }
 
 TEST_F_TIMEOUT(madv_collapse, unmapped, MADV_TIMEOUT)
 {
-	case_end(_metadata, case_unmapped());
+	collapses_after(_metadata, &self->r, UNMAP);
+}
+
+/*
+ * A registration without MISSING promises no fault for a hole: the file
+ * must collapse. 1 when the kernel lacks @features or @mode.
+ */
+static int collapses_with(META, struct range *r, __u64 features, __u64 mode,
+			  const char *name)
+{
+	int ret = try_arm(r, r->area, HPAGE, features, mode), err, first, filled;
+
+	if (ret > 0)
+		return 1;
+	ASSERT_EQ(0, ret);
+	ret = madvise(r->area, HPAGE, MADV_COLLAPSE);
+	err = errno;
+	filled = filled_holes(r, npages, &first);
+	diag("%s registration: MADV_COLLAPSE returned %d (%s), %d of %d holes resident",
+	     name, ret, ret ? strerror(err) : "success", filled, npages / 2);
+	ASSERT_EQ(npages / 2, filled);
+	return 0;
 }
 
 TEST_F_TIMEOUT(madv_collapse, minor_only, MADV_TIMEOUT)
 {
-	case_end(_metadata, case_minor_only());
+	if (collapses_with(_metadata, &self->r, UFFD_FEATURE_MINOR_SHMEM,
+			   UFFDIO_REGISTER_MODE_MINOR, "MINOR-only"))
+		SKIP(return, "MINOR registration of shmem: not supported");
 }
 
 TEST_F_TIMEOUT(madv_collapse, wp_only, MADV_TIMEOUT)
 {
-	case_end(_metadata, case_wp_only());
-}
-
-FIXTURE(khugepaged) {
-};
-
-FIXTURE_SETUP(khugepaged)
-{
-	page = sysconf(_SC_PAGESIZE);
-	npages = HPAGE / page;
-	test_opts_from_env(&opts);
-}
-
-FIXTURE_TEARDOWN(khugepaged)
-{
-}
-
-/* Every full scan the case waits for may take KHUGEPAGED_WAIT. */
-TEST_F_TIMEOUT(khugepaged, armed, (CONTROL_SCANS + ARMED_SCANS) * KHUGEPAGED_WAIT + CASE_TIMEOUT)
-{
-	case_end(_metadata, case_khugepaged());
+	if (collapses_with(_metadata, &self->r, UFFD_FEATURE_WP_HUGETLBFS_SHMEM,
+			   UFFDIO_REGISTER_MODE_WP, "WP-only"))
+		SKIP(return, "WP registration of shmem: not supported");
 }
 
 TEST_HARNESS_MAIN

@@ -228,18 +228,6 @@ void test_opts_from_env(struct test_opts *o)
 	o->rand = random_start();
 }
 
-char case_skip_why[256];
-
-int case_skip(const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(case_skip_why, sizeof(case_skip_why), fmt, ap);
-	va_end(ap);
-	return CASE_SKIP;
-}
-
 unsigned int random_start(void)
 {
 	unsigned int r = (unsigned int)time(NULL) ^ (unsigned int)getpid();
@@ -334,5 +322,5 @@ void case_fail_fast(const char *fmt, ...)
 		if (write(STDERR_FILENO, "# ", 2) == 2)
 			n = write(STDERR_FILENO, fail_msg, n + 1);
 	}
-	_exit(CASE_FAIL);
+	_exit(KSFT_FAIL);
 }

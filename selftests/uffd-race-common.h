@@ -31,31 +31,6 @@
 #define noinline	uffd_attr(__noinline__)
 #endif
 
-/* What a case function returns (and a case child's exit code). */
-#define CASE_PASS	0
-#define CASE_FAIL	1
-#define CASE_SKIP	KSFT_SKIP
-
-/*
- * Why the case skips: returns CASE_SKIP, and the reason goes on the case's
- * TAP line (case_end()).
- */
-int __printf(1, 2) case_skip(const char *fmt, ...);
-extern char case_skip_why[256];
-
-#ifdef __KSELFTEST_HARNESS_H
-/*
- * End a kselftest_harness.h case with the result of a case function
- * (CASE_PASS, CASE_FAIL, or CASE_SKIP from case_skip()).
- */
-static inline void case_end(struct __test_metadata *_metadata, int ret)
-{
-	if (ret == CASE_SKIP)
-		SKIP(return, "%s", case_skip_why);
-	ASSERT_EQ(CASE_PASS, ret);
-}
-#endif
-
 struct mem_type {
 	const char *name;
 	/* Size of the page UFFDIO_COPY works in for this type. */

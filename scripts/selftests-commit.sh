@@ -85,8 +85,11 @@ if marker in lines:
     lines[m - 1:end] = [block]
     open(path, "w").write("".join(lines))
     sys.exit(0)
-# After the last line that runs the tree's userfaultfd test (in a loop or not).
-last = max((i for i, l in enumerate(lines) if re.search(r"run_test \./userfaultfd\b|uffd-unit-tests", l)), default=None)
+# After the last line that runs one of the tree's userfaultfd tests (in a
+# loop or not): ./userfaultfd on 6.1; uffd-unit-tests, uffd-stress (through
+# $uffd_stress_bin) and uffd-wp-mremap on mainline.
+uffd_test = re.compile(r"run_test \S*(userfaultfd\b|uffd[-_])")
+last = max((i for i, l in enumerate(lines) if uffd_test.search(l)), default=None)
 if last is None:
     sys.exit(f"{path}: no userfaultfd test to add ours after")
 # Leave any enclosing loop or if block first.

@@ -171,6 +171,18 @@ fi
 for ((i = n - 1; i >= 0; i--)); do
 	compare_patch "$i"
 done
+# What a reviewer reads: the selftest patches together, as exported, within
+# the budget the tree's selftests set (the selftests of a series, not a
+# second test suite).
+budget=3000
+lines=$(list_entries "$TOP/patches/$tree/series" | tail -n "$n" |
+	(cd "$TOP/patches/$tree" && xargs cat) | wc -l)
+if [ "$lines" -le "$budget" ]; then
+	tap ok "selftest patches $tree: $lines lines, within $budget"
+else
+	tap fail "selftest patches $tree: $lines lines, within $budget" \
+		"the $n selftest patches have $lines lines together, more than $budget"
+fi
 # No selftest patch of an older generation left before them.
 if [ "$k" -gt 0 ] && [[ $(git -C "$psrc" log -1 --format=%s "HEAD~$n") == "selftests/$sub: "* ]]; then
 	tap fail "selftest patches $tree: only the generated ones" \

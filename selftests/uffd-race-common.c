@@ -8,7 +8,6 @@
 #include <limits.h>
 #include <poll.h>
 #include <sched.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,7 +17,6 @@
 #include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 
 #include "uffd-race-common.h"
 
@@ -284,7 +282,7 @@ char *map_hpage_aligned(int fd, size_t len, int flags)
 }
 
 /* Grow the stack to what a report may need, before it is locked. */
-static noinline void prefault_stack(void)
+static uffd_attr(__noinline__) void prefault_stack(void)
 {
 	char pad[256 * 1024];
 

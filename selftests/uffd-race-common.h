@@ -16,19 +16,13 @@
 
 #include "kselftest.h"
 
-/*
- * The kernel's attribute shorthands. Newer kselftest.h defines __printf
- * and __noreturn, 6.1's does not; none defines noinline.
- */
+/* Newer kselftest.h defines __printf and __noreturn, 6.1's does not. */
 #define uffd_attr(...)	__attribute__((__VA_ARGS__))
 #ifndef __noreturn
 #define __noreturn	uffd_attr(__noreturn__)
 #endif
 #ifndef __printf
 #define __printf(a, b)	uffd_attr(__format__(printf, a, b))
-#endif
-#ifndef noinline
-#define noinline	uffd_attr(__noinline__)
 #endif
 
 struct mem_type {
@@ -48,9 +42,13 @@ extern const struct mem_type mem_types[];
 extern const int nr_mem_types;
 
 /*
- * What a randomised test may be asked to do longer or otherwise: @rounds
- * and @seconds per case, @all_types to run the cases it leaves out by
- * default, @rand to replay its random choices.
+ * The knobs of a randomised test come from the environment (the harness
+ * owns the command line): UFFD_ROUNDS and UFFD_SECONDS per case lengthen
+ * it for soak runs, UFFD_ALL_TYPES=1 adds the cases it leaves out by
+ * default, UFFD_RANDOM=N replays its random choices. env_int() returns
+ * $@name, or @def when it is unset or not a number; test_opts_from_env()
+ * sets @o (defaults: what @o holds); random_start() returns $UFFD_RANDOM
+ * or a start made of the time and pid, and prints it.
  */
 struct test_opts {
 	unsigned int rand;	/* where the random numbers start */
@@ -59,25 +57,8 @@ struct test_opts {
 	bool all_types;
 };
 
-/*
- * The knobs of a test on kselftest_harness.h, which owns the command line,
- * come from the environment: UFFD_RANDOM=N replays a run, UFFD_ROUNDS and
- * UFFD_SECONDS lengthen a case for soak runs, UFFD_ALL_TYPES=1 runs the
- * cases a test leaves out by default. env_int() returns $@name, or @def
- * when it is unset or not a number.
- */
 int env_int(const char *name, int def);
-
-/*
- * Set @o from the environment ($UFFD_ROUNDS, $UFFD_SECONDS,
- * $UFFD_ALL_TYPES; defaults: what @o holds) and pick the random start.
- */
 void test_opts_from_env(struct test_opts *o);
-
-/*
- * Where this run's random numbers start: $UFFD_RANDOM, or one made of the
- * time and pid. Printed, so that a failed run can be replayed.
- */
 unsigned int random_start(void);
 
 /* Seconds on CLOCK_MONOTONIC. */

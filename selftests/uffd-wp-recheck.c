@@ -37,15 +37,9 @@
  * few seconds but only in some 20 s runs on 6.1, too seldom for a verdict.
  */
 #define _GNU_SOURCE
-#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 #include <sys/ioctl.h>
-#include <sys/mman.h>
 
 #include "kselftest_harness.h"
 #include "uffd-race-common.h"
@@ -63,8 +57,24 @@
 
 enum kind { HUGETLB_PRIVATE, HUGETLB_SHARED, SHMEM_MINOR };
 
+struct state {
+	char *area;
+	size_t page;
+	int uffd;
+	char *src;		/* one page of the pattern, for UFFDIO_COPY */
+	double t0;
+	atomic_int stop;	/* faulters and toggler stop */
+	atomic_int stop_monitor;
+	atomic_int wrong;	/* wrong events seen */
+	atomic_int bad_data;
+	atomic_long installs, wp_faults, early_faults, toggles, writes;
+	atomic_int installed[NPAGES];
+	double t_installed[NPAGES];
+	unsigned int rand;
+};
+
 FIXTURE(wp_recheck) {
-	struct state *st;
+	struct state st;
 };
 
 struct wp_case {
@@ -99,22 +109,6 @@ FIXTURE_VARIANT_ADD(wp_recheck, shmem_minor) {
 
 /* The case running (one per process: the harness forks each). */
 static const struct wp_case *cur;
-
-struct state {
-	char *area;
-	size_t page;
-	int uffd;
-	char *src;		/* one page of the pattern, for UFFDIO_COPY */
-	double t0;
-	atomic_int stop;	/* faulters and toggler stop */
-	atomic_int stop_monitor;
-	atomic_int wrong;	/* wrong events seen */
-	atomic_int bad_data;
-	atomic_long installs, wp_faults, early_faults, toggles, writes;
-	atomic_int installed[NPAGES];
-	double t_installed[NPAGES];
-	unsigned int rand;
-};
 
 static unsigned char pattern(int i)
 {
@@ -362,8 +356,6 @@ static const char *setup_race(struct state *st)
 FIXTURE_SETUP(wp_recheck)
 {
 	cur = &variant->c;
-	self->st = calloc(1, sizeof(*self->st));
-	ASSERT_NE(NULL, self->st);
 }
 
 FIXTURE_TEARDOWN(wp_recheck)
@@ -372,7 +364,7 @@ FIXTURE_TEARDOWN(wp_recheck)
 
 TEST_F_TIMEOUT(wp_recheck, race, SECONDS * 4 + 30)
 {
-	struct state *st = self->st;
+	struct state *st = &self->st;
 	struct faulter f[FAULTERS];
 	pthread_t thr[FAULTERS], mon, tog;
 	int seconds = env_int("UFFD_SECONDS", SECONDS);

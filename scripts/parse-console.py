@@ -188,6 +188,9 @@ def parse(lines):
         if m:
             current = m.group(1)
             tests[current] = new_test()
+            # A harness case that died before its result names nothing of
+            # the next test.
+            running = None
             continue
         m = TOOK.match(line)
         if m and m.group(1) in tests:

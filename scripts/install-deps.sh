@@ -11,7 +11,7 @@ set -eu -o pipefail
 pkgs=(
 	build-essential gcc make flex bison bc perl python3 kmod cpio xz-utils
 	libelf-dev libssl-dev dwarves rsync git file ccache
-	qemu-system-x86 busybox-static
+	qemu-system-x86 busybox-static bash-static
 	sparse coccinelle ocaml-nox dpkg-dev python3-ply python3-git
 	libcap-dev libnuma-dev
 	gnuplot-nox

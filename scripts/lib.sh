@@ -81,6 +81,34 @@ series_list() {
 	sed -e 's/#.*//' "$1/series" | awk 'NF { print $1 }'
 }
 
+# vmtests_programs DIR "SCRIPT [ARG...]": the programs of the selftest
+# directory DIR (a tree's mm/ or vm/) that SCRIPT runs, one per line: each
+# category it names with "run_vmtests.sh -t CATEGORY" (in its arguments or
+# in its text) as run_vmtests.sh runs it ('CATEGORY="C" run_test ./PROG
+# ...', with run_vmtests.sh's own "name=./PROG" variables), run_vmtests.sh
+# among them.
+vmtests_programs() {
+	local dir=$1 cmd=$2 text=/dev/null cats
+	# run_vmtests.sh's own text names categories only in its usage.
+	case ${cmd%% *} in
+	run_vmtests.sh) ;;
+	*.sh) text=$dir/${cmd%% *} ;;
+	esac
+	cats=$({ echo "$cmd"; cat "$text"; } |
+		sed -n 's/.*run_vmtests\.sh -t "\{0,1\}\([A-Za-z0-9_ -]*\).*/\1/p' | xargs -n 1 | sort -u)
+	[ -n "$cats" ] || return 0
+	echo run_vmtests.sh
+	awk -v cats=" $(echo "$cats" | xargs) " '
+		/^[A-Za-z_]+=\.\/[^ ]+$/ { split($0, a, "="); var[a[1]] = a[2] }
+		/^[[:space:]]*CATEGORY="[^"]+" run_test / {
+			c = $1; sub(/^CATEGORY="/, "", c); sub(/"$/, "", c)
+			if (index(cats, " " c " ") == 0) next
+			p = ($3 == "bash") ? $4 : $3
+			if (p ~ /^\$\{[A-Za-z_]+\}$/) p = var[substr(p, 3, length(p) - 3)]
+			if (p ~ /^\.\// && !seen[p]++) print substr(p, 3)
+		}' "$dir/run_vmtests.sh"
+}
+
 # list_entries FILE: the lines of a list file (tests.list and the like)
 # with comments and blank lines dropped.
 list_entries() {

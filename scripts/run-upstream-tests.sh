@@ -8,7 +8,9 @@
 # TREE, one VM boot each, and compare: the patched kernel must pass every
 # test the unpatched one passes. The tests are built statically from each
 # prepared tree and put in an initramfs of their own, behind a wrapper per
-# list entry that runs the binary with its arguments. Consoles are kept in
+# list entry that runs the binary with its arguments. An entry may be one
+# of the tree's scripts (ksft_userfaultfd.sh): it comes with the programs of
+# the run_vmtests.sh categories it runs, and the initramfs with a bash. Consoles are kept in
 # build/runs/TREE-VARIANT-upstream/.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
@@ -21,22 +23,49 @@ list=$TOP/selftests/upstream/$tree.list
 [ -f "$list" ] || die "$list does not exist"
 sub=$(tree_selftest_sub "$tree")
 
+# add_bash CPIO: append to the archive CPIO one that holds a static bash
+# as /bin/bash (Debian's bash-static).
+add_bash() {
+	local bash stage
+	bash=$(command -v bash-static || true)
+	[ -n "$bash" ] || die "missing tool 'bash-static' (run 'make deps')"
+	stage=$(mktemp -d "$BUILD/bash-stage.XXXXXX")
+	mkdir -m 0755 "$stage/bin"
+	cp "$bash" "$stage/bin/bash"
+	(cd "$stage" && find bin -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc --owner=0:0 --quiet) >>"$1"
+	rm -rf "$stage"
+}
+
 for variant in unpatched patched; do
 	obj=$("$TOP/scripts/build-kernel.sh" "$tree" "$variant" | tail -n 1)
 	src=$("$TOP/scripts/prepare-tree.sh" --variant "$variant" "$tree")
 	out=$BUILD/upstream/$tree-$variant
 	rm -rf "$out"
 	mkdir -p "$out/bin" "$out/st"
-	bins=$(sed -e 's/#.*//' -e '/^[[:space:]]*$/d' "$list" | awk '{print $3}' | sort -u)
+	dir=$src/tools/testing/selftests/$sub
+	bins=$(list_entries "$list" | while read -r _ _ cmd; do
+		echo "${cmd%% *}"
+		# A script of the tree's: what it runs too.
+		case ${cmd%% *} in *.sh) vmtests_programs "$dir" "$cmd" ;; esac
+	done | sort -u)
+	progs="" scripts=""
+	for b in $bins; do
+		case $b in *.sh) scripts+=" $b" ;; *) progs+=" $out/bin/$b" ;; esac
+	done
 	# shellcheck disable=SC2086 # one target per binary
-	make -s -C "$src/tools/testing/selftests/$sub" OUTPUT="$out/bin" \
+	make -s -C "$dir" OUTPUT="$out/bin" \
 		EXTRA_CFLAGS=-static KHDR_INCLUDES="-isystem $obj/usr/include" \
-		$(for b in $bins; do echo "$out/bin/$b"; done) >"$out/build.log" 2>&1 ||
+		$progs >"$out/build.log" 2>&1 ||
 		die "$tree-$variant: the $sub selftests do not build (see $out/build.log)"
+	for b in $scripts; do cp "$dir/$b" "$out/bin/"; done
 	wrap_list "$list" "$out/bin" "$out/st"
 	echo "* * pass" >"$out/st/expectations"
 	UFFD_SELFTESTS=$out/st UFFD_PREBUILT=$out/bin UFFD_INITRD=$out/initramfs.cpio \
 		"$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
+	# The tree's scripts are bash: a second archive after the first (the
+	# kernel unpacks every archive of the initrd in turn) adds /bin/bash.
+	[ -z "$scripts" ] || add_bash "$out/initramfs.cpio"
 	UFFD_SELFTESTS=$out/st UFFD_INITRD=$out/initramfs.cpio \
 		UFFD_RUN=$BUILD/runs/$tree-$variant-upstream \
 		"$TOP/scripts/run-vm.sh" "$tree" "$variant" || true

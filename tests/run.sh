@@ -108,6 +108,15 @@ echo "0002-missing.patch" >>"$tmp/p/series"
 expect "apply-series.sh names a patch the series lacks" 1 \
 	"names '0002-missing.patch', which does not exist" scripts/apply-series.sh "$tmp/repo" "$tmp/p"
 
+# vmtests_programs: what a tree's script runs of run_vmtests.sh's
+# categories (tests/upstream/ is a cut of mainline's).
+vp() { bash -c '. scripts/lib.sh && vmtests_programs tests/upstream "$1" | xargs' vp "$1"; }
+expect "vmtests_programs: ksft_userfaultfd.sh runs its category" 0 \
+	"^run_vmtests.sh uffd-unit-tests uffd-stress uffd-wp-mremap$" vp ksft_userfaultfd.sh
+expect "vmtests_programs: categories given as arguments, not the usage's" 0 \
+	"^run_vmtests.sh memfd_secret va_high_addr_switch.sh$" vp 'run_vmtests.sh -t "memfd_secret hugevm mlock"'
+expect "vmtests_programs: a program runs nothing else" 0 "^$" vp "uffd-unit-tests"
+
 # compare-warnings.py: diagnostics the patched tree adds, whatever moved.
 W=tests/warnings
 cw() { python3 scripts/compare-warnings.py --strip /src/6.1-unpatched/ --strip /src/6.1-patched/ \

@@ -1,0 +1,3 @@
+#!/bin/sh -e
+
+./run_vmtests.sh -t userfaultfd

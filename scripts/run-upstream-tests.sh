@@ -74,11 +74,17 @@ done
 python3 - "$BUILD/runs/$tree-unpatched-upstream/results.tsv" \
 	"$BUILD/runs/$tree-patched-upstream/results.tsv" <<'PY'
 import sys
+# A case name may repeat (run_vmtests.sh names uffd-stress once per memory
+# type): the second and later are told apart by their rank.
 def load(p):
-    r = {}
+    r, seen = {}, {}
     for line in open(p):
         f = line.rstrip("\n").split("\t")
-        r[(f[1], f[2])] = f[3]
+        k = (f[1], f[2])
+        seen[k] = seen.get(k, 0) + 1
+        if seen[k] > 1:
+            k = (f[1], f"{f[2]} #{seen[k]}")
+        r[k] = f[3]
     return r
 u, p = load(sys.argv[1]), load(sys.argv[2])
 bad = 0

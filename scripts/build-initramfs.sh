@@ -63,6 +63,5 @@ fi
 
 mkdir -p "$BUILD/initramfs"
 out=${UFFD_INITRD:-$BUILD/initramfs/$kname.cpio}
-(cd "$stage" && find . -print0 | LC_ALL=C sort -z |
-	cpio --null -o -H newc --owner=0:0 --quiet) | write_atomic "$out"
+pack_cpio "$stage" . | write_atomic "$out"
 echo "$out"

@@ -198,6 +198,17 @@ base_get() {
 	sed -n "s/^$2=//p" "$PATCHES/$1/base"
 }
 
+# pack_cpio DIR PATH...: PATH... of DIR (and what they hold) as a newc
+# archive on stdout, owned by root, in a stable order. The kernel unpacks
+# the archives of an initrd one after the other, so one appended to
+# another adds files to it.
+pack_cpio() {
+	local dir=$1
+	shift
+	(cd "$dir" && find "$@" -print0 | LC_ALL=C sort -z |
+		cpio --null -o -H newc --owner=0:0 --quiet)
+}
+
 # Write stdin to FILE through a temporary name so FILE is never half-written.
 write_atomic() {
 	local f=$1 tmp

@@ -9,9 +9,9 @@
 # test the unpatched one passes. The tests are built statically from each
 # prepared tree and put in an initramfs of their own, behind a wrapper per
 # list entry that runs the binary with its arguments. An entry may be one
-# of the tree's scripts (ksft_userfaultfd.sh): it comes with the programs of
-# the run_vmtests.sh categories it runs, and the initramfs with a bash. Consoles are kept in
-# build/runs/TREE-VARIANT-upstream/.
+# of the tree's scripts (ksft_userfaultfd.sh): it comes with the programs
+# of the run_vmtests.sh categories it runs, and the initramfs with a bash.
+# Consoles are kept in build/runs/TREE-VARIANT-upstream/.
 set -eu -o pipefail
 # shellcheck source=scripts/lib.sh
 . "$(dirname "$0")/lib.sh"
@@ -24,7 +24,7 @@ list=$TOP/selftests/upstream/$tree.list
 sub=$(tree_selftest_sub "$tree")
 
 # add_bash CPIO: append to the archive CPIO one that holds a static bash
-# as /bin/bash (Debian's bash-static).
+# as /bin/bash (Debian's bash-static): the tree's scripts are bash.
 add_bash() {
 	local bash stage
 	bash=$(command -v bash-static || true)
@@ -32,8 +32,7 @@ add_bash() {
 	stage=$(mktemp -d "$BUILD/bash-stage.XXXXXX")
 	mkdir -m 0755 "$stage/bin"
 	cp "$bash" "$stage/bin/bash"
-	(cd "$stage" && find bin -print0 | LC_ALL=C sort -z |
-		cpio --null -o -H newc --owner=0:0 --quiet) >>"$1"
+	pack_cpio "$stage" bin >>"$1"
 	rm -rf "$stage"
 }
 
@@ -63,8 +62,6 @@ for variant in unpatched patched; do
 	echo "* * pass" >"$out/st/expectations"
 	UFFD_SELFTESTS=$out/st UFFD_PREBUILT=$out/bin UFFD_INITRD=$out/initramfs.cpio \
 		"$TOP/scripts/build-initramfs.sh" "$tree" "$variant" >/dev/null
-	# The tree's scripts are bash: a second archive after the first (the
-	# kernel unpacks every archive of the initrd in turn) adds /bin/bash.
 	[ -z "$scripts" ] || add_bash "$out/initramfs.cpio"
 	UFFD_SELFTESTS=$out/st UFFD_INITRD=$out/initramfs.cpio \
 		UFFD_RUN=$BUILD/runs/$tree-$variant-upstream \
